@@ -1,0 +1,225 @@
+"""LMDB word-image datasets in the clovaai layout (``num-samples``, ``image-%09d``, ``label-%09d``).
+
+Keys are 1-based. The index of kept samples is built once at init from the labels; the LMDB
+environments are then closed so the dataset pickles, and each worker process reopens them
+read-only and lock-free on its first ``__getitem__``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import io
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lmdb
+import numpy as np
+from PIL import Image
+from torch.utils.data import Dataset
+
+from ace_str.data.charset import Charset, FilterStats
+
+log = logging.getLogger(__name__)
+
+Sample = tuple[Any, str]
+
+# Errors Pillow raises for truncated, unknown or hostile image bytes.
+IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+@dataclass
+class SourceStats:
+    """What loading one LMDB or labelled folder kept and dropped, by reason.
+
+    ``corrupt`` counts undecodable images met by ``__getitem__`` in *this* process; DataLoader
+    workers keep their own copies, so read it from the main process only when num_workers=0.
+    """
+
+    path: str
+    total: int = 0
+    kept: int = 0
+    stripped: int = 0
+    dropped: Counter = field(default_factory=Counter)
+    corrupt: int = 0
+
+    def summary(self) -> str:
+        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped.items())) or "none"
+        return (
+            f"{self.path}: total {self.total}, kept {self.kept}, "
+            f"stripped {self.stripped}, dropped {sum(self.dropped.values())} ({reasons})"
+        )
+
+
+def filter_label(
+    label: str,
+    charset: Charset,
+    max_label_length: int,
+    stats: SourceStats,
+    filter_labels: bool = True,
+) -> str | None:
+    """Normalise a raw label with the charset and length limit; None drops the sample.
+
+    With ``filter_labels=False`` the raw label is kept untouched (for scoring against the
+    original ground truth); only a label that could not be read at all is dropped then.
+    """
+    if not filter_labels:
+        return label
+    counts = FilterStats()
+    text = charset.normalize(label, counts)
+    stats.stripped += counts.stripped
+    stats.dropped.update(counts.skipped)
+    if text is not None and len(text) > max_label_length:
+        stats.dropped["too_long"] += 1
+        return None
+    return text
+
+
+def decode_image(data: bytes | Path) -> Image.Image:
+    """Fully decode image bytes or a file so corruption surfaces here, not in a transform."""
+    with Image.open(io.BytesIO(data) if isinstance(data, bytes) else data) as image:
+        image.load()
+    return image
+
+
+def find_lmdbs(root: str | Path) -> list[Path]:
+    """The LMDB folders at or below ``root`` (every folder holding a ``data.mdb``), sorted."""
+    root = Path(root)
+    if (root / "data.mdb").is_file():
+        return [root]
+    found = sorted(p.parent for p in root.rglob("data.mdb")) if root.is_dir() else []
+    if not found:
+        raise FileNotFoundError(f"no LMDB (data.mdb) at or below {root}")
+    return found
+
+
+def open_lmdb(path: str | Path) -> lmdb.Environment:
+    """Read-only, lock-free, no readahead: many workers read many LMDBs concurrently."""
+    return lmdb.open(
+        str(path), readonly=True, lock=False, readahead=False, meminit=False, max_readers=256
+    )
+
+
+class LmdbDataset(Dataset):
+    """Word images and labels from one or many clovaai-layout LMDBs.
+
+    ``root`` is an LMDB folder, a folder with LMDBs below it, or a list of those.
+    ``__getitem__`` returns ``(transform(image) or PIL image, label)``, or None when the image
+    bytes are missing or undecodable (counted in ``corrupt``); drop those in the collate.
+    """
+
+    def __init__(
+        self,
+        root: str | Path | Sequence[str | Path],
+        charset: Charset,
+        max_label_length: int = 25,
+        transform: Callable[[Image.Image], Any] | None = None,
+        filter_labels: bool = True,
+    ) -> None:
+        if max_label_length <= 0:
+            raise ValueError(f"max_label_length must be positive, got {max_label_length}")
+        roots = [root] if isinstance(root, str | Path) else list(root)
+        paths = [p for r in roots for p in find_lmdbs(r)]
+        self.paths: list[Path] = list(dict.fromkeys(p.resolve() for p in paths))
+        self.charset = charset
+        self.max_label_length = max_label_length
+        self.transform = transform
+        self.filter_labels = filter_labels
+        self.stats: list[SourceStats] = []
+        # Kept 1-based keys per LMDB as int arrays: a list of strings for ~9M MJSynth samples
+        # would cost gigabytes and be copied into every worker.
+        self._keys: list[np.ndarray] = []
+        for path in self.paths:
+            keys, stats = self._index(path)
+            self._keys.append(keys)
+            self.stats.append(stats)
+            log.info("LMDB %s", stats.summary())
+        self._ends = np.cumsum([len(k) for k in self._keys]).tolist()
+        if not self._ends or self._ends[-1] == 0:
+            raise ValueError(
+                f"no usable samples in {[str(r) for r in roots]} after filtering "
+                f"(charset {charset!r}, max_label_length {max_label_length}); "
+                + "; ".join(s.summary() for s in self.stats)
+            )
+        self._envs: list[lmdb.Environment] | None = None
+        self._pid: int | None = None
+
+    def _index(self, path: Path) -> tuple[np.ndarray, SourceStats]:
+        stats = SourceStats(str(path))
+        env = open_lmdb(path)
+        try:
+            with env.begin(write=False) as txn:
+                raw = txn.get(b"num-samples")
+                try:
+                    stats.total = int(raw)
+                except (TypeError, ValueError):
+                    raise ValueError(f"{path}: missing or invalid 'num-samples' key") from None
+                keys = []
+                for index in range(1, stats.total + 1):
+                    label = txn.get(b"label-%09d" % index)
+                    if label is None:
+                        stats.dropped["missing_label"] += 1
+                        continue
+                    try:
+                        text = label.decode("utf-8")
+                    except UnicodeDecodeError:
+                        stats.dropped["label_not_utf8"] += 1
+                        continue
+                    if filter_label(
+                        text, self.charset, self.max_label_length, stats, self.filter_labels
+                    ):
+                        keys.append(index)
+        finally:
+            env.close()
+        stats.kept = len(keys)
+        return np.asarray(keys, dtype=np.int64), stats
+
+    def __len__(self) -> int:
+        return self._ends[-1]
+
+    @property
+    def corrupt(self) -> int:
+        """Undecodable images met so far in this process."""
+        return sum(s.corrupt for s in self.stats)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_envs"] = None
+        state["_pid"] = None
+        return state
+
+    def _env(self, source: int) -> lmdb.Environment:
+        # A forked worker inherits the parent's handles, which LMDB forbids using; reopen.
+        if self._envs is None or self._pid != os.getpid():
+            self._envs = [open_lmdb(p) for p in self.paths]
+            self._pid = os.getpid()
+        return self._envs[source]
+
+    def __getitem__(self, index: int) -> Sample | None:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} samples")
+        index %= len(self)
+        source = bisect.bisect_right(self._ends, index)
+        start = self._ends[source - 1] if source else 0
+        key = int(self._keys[source][index - start])
+        with self._env(source).begin(write=False) as txn:
+            label = txn.get(b"label-%09d" % key).decode("utf-8")
+            data = txn.get(b"image-%09d" % key)
+        stats = self.stats[source]
+        # Normalising again is deterministic, so this matches the label kept at init.
+        text = filter_label(
+            label, self.charset, self.max_label_length, SourceStats(""), self.filter_labels
+        )
+        try:
+            if data is None:
+                raise ValueError("image key missing")
+            image = decode_image(data)
+        except IMAGE_ERRORS as err:
+            stats.corrupt += 1
+            log.warning("%s: corrupt image-%09d skipped (%s)", stats.path, key, err)
+            return None
+        return (self.transform(image) if self.transform else image), text

@@ -1,0 +1,191 @@
+"""Find fonts that really draw every symbol the synthetic renderer may ask for.
+
+A font is only useful for training if each symbol renders as itself: TeX fonts such as cmsy10 or
+cmex10 map ``a`` to a math symbol, and fonts like LastResort or the STIX size variants map every
+character to one placeholder or to nothing. Training on those would teach wrong labels, so each
+candidate is checked through its cmap, its glyph names and an actual PIL rendering.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+from matplotlib import ft2font
+from PIL import ImageFont
+
+from ace_str.data.charset import Charset
+
+logger = logging.getLogger(__name__)
+
+FONT_SUFFIXES = (".ttf", ".otf")
+SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
+
+# PostScript glyph names each ASCII symbol may carry in a font that draws it as itself; a font
+# whose glyph for "<" is called "exclamdown" (cmr10) or for "a" "turnstileright" (cmsy10) lies.
+_DIGIT_NAMES = "zero one two three four five six seven eight nine".split()
+_PUNCT_NAMES = {
+    "!": {"exclam"},
+    '"': {"quotedbl"},
+    "#": {"numbersign"},
+    "$": {"dollar"},
+    "%": {"percent"},
+    "&": {"ampersand"},
+    "'": {"quotesingle", "quoteright"},
+    "(": {"parenleft"},
+    ")": {"parenright"},
+    "*": {"asterisk"},
+    "+": {"plus"},
+    ",": {"comma"},
+    "-": {"hyphen", "minus", "uni002D"},
+    ".": {"period"},
+    "/": {"slash"},
+    ":": {"colon"},
+    ";": {"semicolon"},
+    "<": {"less"},
+    "=": {"equal"},
+    ">": {"greater"},
+    "?": {"question"},
+    "@": {"at"},
+    "[": {"bracketleft"},
+    "\\": {"backslash"},
+    "]": {"bracketright"},
+    "^": {"asciicircum"},
+    "_": {"underscore"},
+    "`": {"grave", "quoteleft"},
+    "{": {"braceleft"},
+    "|": {"bar"},
+    "}": {"braceright"},
+    "~": {"asciitilde"},
+}
+EXPECTED_GLYPH_NAMES: dict[str, set[str]] = {
+    **{c: {c} for c in string.ascii_letters},
+    **{d: {name} for d, name in zip(string.digits, _DIGIT_NAMES, strict=True)},
+    **_PUNCT_NAMES,
+}
+
+
+class FontError(RuntimeError):
+    """Too few usable fonts; the message lists every folder searched and what it held."""
+
+
+@dataclass
+class _DirReport:
+    folder: Path
+    found: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+
+
+def default_font_dirs() -> list[Path]:
+    """Matplotlib's bundled fonts (always present) followed by the usual system folders."""
+    bundled = Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return [bundled, *(Path(d).expanduser() for d in SYSTEM_FONT_DIRS)]
+
+
+def required_symbols(charset: Charset | None) -> str:
+    """Symbols a font must draw: the charset's, plus upper case when labels are case-folded,
+    because the word sampler renders upper- and title-case text for such charsets."""
+    if charset is None:
+        return string.digits + string.ascii_letters
+    symbols = list(charset.symbols)
+    if charset.lowercase:
+        symbols += [s.upper() for s in charset.symbols if s.upper() != s and len(s.upper()) == 1]
+    return "".join(dict.fromkeys(symbols))
+
+
+def font_problem(path: Path, symbols: str) -> str | None:
+    """Why the font cannot render ``symbols`` faithfully, or None if it can."""
+    try:
+        face = ft2font.FT2Font(str(path))
+        pil_font = ImageFont.truetype(str(path), 24)
+    except (OSError, RuntimeError, ValueError) as err:
+        return f"unreadable ({err})"
+    cmap = face.get_charmap()
+    missing = [s for s in symbols if cmap.get(ord(s), 0) == 0]
+    if missing:
+        return f"no glyph for {''.join(missing[:20])!r}"
+    visible = [s for s in symbols if not s.isspace()]
+    glyphs = {s: cmap[ord(s)] for s in visible}
+    if len(set(glyphs.values())) < len(glyphs):
+        return "several symbols share one glyph"
+    if face.face_flags & ft2font.FaceFlags.GLYPH_NAMES:
+        wrong = [
+            f"{s}->{face.get_glyph_name(g)}"
+            for s, g in glyphs.items()
+            if s in EXPECTED_GLYPH_NAMES and face.get_glyph_name(g) not in EXPECTED_GLYPH_NAMES[s]
+        ]
+        if wrong:
+            return f"glyphs are other symbols ({', '.join(wrong[:5])})"
+    notdef = _mask_key(pil_font, "\uffff") if cmap.get(0xFFFF, 0) == 0 else None
+    for s in visible:
+        if pil_font.getmask(s).getbbox() is None or _mask_key(pil_font, s) == notdef:
+            return f"symbol {s!r} renders blank or as the missing-glyph box"
+    return None
+
+
+def _mask_key(font: ImageFont.FreeTypeFont, symbol: str) -> tuple[tuple[int, int], bytes]:
+    mask = font.getmask(symbol)
+    return mask.size, bytes(mask)
+
+
+def find_fonts(
+    extra_dirs: list[str] | None = None, charset: Charset | None = None, min_fonts: int = 1
+) -> list[Path]:
+    """Sorted usable font files for ``charset`` (default: ASCII letters and digits).
+
+    One file per (family, style) is kept, so a family installed twice is not sampled twice as
+    often. Results are cached per arguments; raises FontError if fewer than ``min_fonts`` remain.
+    """
+    extra = tuple(str(Path(d).expanduser()) for d in extra_dirs or ())
+    return list(_find_fonts(extra, required_symbols(charset), min_fonts))
+
+
+@functools.lru_cache(maxsize=32)
+def _find_fonts(extra_dirs: tuple[str, ...], symbols: str, min_fonts: int) -> tuple[Path, ...]:
+    reports = [_DirReport(d) for d in (*default_font_dirs(), *map(Path, extra_dirs))]
+    usable: dict[tuple[str, str], Path] = {}
+    seen: set[Path] = set()
+    for report in reports:
+        if not report.folder.is_dir():
+            continue
+        files = sorted(p for p in report.folder.rglob("*") if p.suffix.lower() in FONT_SUFFIXES)
+        for path in files:
+            resolved = path.resolve()
+            if resolved in seen:
+                continue
+            seen.add(resolved)
+            report.found += 1
+            problem = font_problem(path, symbols)
+            if problem is not None:
+                report.rejected += 1
+                logger.debug("rejected font %s: %s", path, problem)
+                continue
+            face = ft2font.FT2Font(str(path))
+            key = (face.family_name, face.style_name)
+            if key in usable:
+                report.duplicates += 1
+                continue
+            usable[key] = path
+    fonts = tuple(sorted(usable.values()))
+    if len(fonts) < min_fonts:
+        lines = "\n".join(
+            f"  {r.folder}: "
+            + (
+                f"{r.found} found, {r.rejected} rejected, {r.duplicates} duplicate"
+                if r.folder.is_dir()
+                else "missing"
+            )
+            for r in reports
+        )
+        raise FontError(
+            f"found {len(fonts)} usable font(s), need at least {min_fonts}; every symbol of "
+            f"{symbols!r} must render. Folders searched:\n{lines}\n"
+            "Add a folder of .ttf/.otf fonts with font_dirs=[...] (or --font-dir)."
+        )
+    logger.info("using %d fonts for %d symbols", len(fonts), len(symbols))
+    return fonts

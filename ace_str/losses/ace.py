@@ -1,0 +1,167 @@
+"""Aggregation Cross-Entropy (Xie et al., CVPR 2019), one function per formula.
+
+Notation follows the paper: ``y^t_k`` is the softmax output of frame ``t`` for class ``k``
+(class 0 is the blank), ``T`` the number of frames, ``N_k`` how often class ``k`` occurs in
+the label, with ``N_blank = T - |S|``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+MODES = ("cross_entropy", "regression", "reference")
+ON_TOO_LONG = ("error", "skip")
+
+
+def flatten_prediction(logits: Tensor) -> Tensor:
+    """(B, H, W, C) -> (B, H*W, C): a 2D map is read as T = HW frames (Eq. 10)."""
+    if logits.dim() == 4:
+        return logits.flatten(1, 2)
+    if logits.dim() != 3:
+        raise ValueError(f"ACE expects logits (B, T, C) or (B, H, W, C), got {tuple(logits.shape)}")
+    return logits
+
+
+def frame_mask(frames: int, input_lengths: Tensor | None, batch: int, device) -> Tensor:
+    """(B, T) bool: which frames count; padded frames of narrow images are left out."""
+    steps = torch.arange(frames, device=device).expand(batch, frames)
+    if input_lengths is None:
+        return torch.ones(batch, frames, dtype=torch.bool, device=device)
+    return steps < input_lengths.to(device).unsqueeze(1)
+
+
+def character_counts(
+    targets: Tensor, target_lengths: Tensor, num_classes: int, frames: Tensor
+) -> Tensor:
+    """N_k for every class (B, C), with N_blank = T - |S| (Sec. 3.1, Fig. 2)."""
+    batch, max_len = targets.shape
+    valid = torch.arange(max_len, device=targets.device).unsqueeze(0) < target_lengths.unsqueeze(1)
+    counts = torch.zeros(batch, num_classes, device=targets.device, dtype=torch.float32)
+    counts.scatter_add_(1, targets.long() * valid, valid.float())
+    counts[:, 0] = frames.float() - target_lengths.float()
+    return counts
+
+
+def ace_cross_entropy(log_probs: Tensor, counts: Tensor, mask: Tensor, frames: Tensor) -> Tensor:
+    """Eq. 8, per sample: -sum_k N̄_k ln ȳ_k, with ȳ_k = (1/T) sum_t y^t_k and N̄_k = N_k / T.
+
+    ln ȳ_k is a logsumexp over time of log y^t_k minus ln T, so no epsilon is needed and a class
+    whose probability underflows everywhere still gives a finite loss and gradient.
+    """
+    log_y = log_probs.masked_fill(~mask.unsqueeze(-1), float("-inf"))
+    log_y_bar = torch.logsumexp(log_y, dim=1) - frames.float().log().unsqueeze(1)
+    n_bar = counts / frames.float().unsqueeze(1)
+    # 0 * ln ȳ must stay 0 even where ȳ is 0 (fully masked class), hence the where.
+    terms = torch.where(n_bar > 0, n_bar * log_y_bar, torch.zeros_like(log_y_bar))
+    return -terms.sum(dim=1)
+
+
+def ace_regression(log_probs: Tensor, counts: Tensor, mask: Tensor) -> Tensor:
+    """Eq. 4, per sample: (1/2) sum_k (N_k - y_k)^2 with y_k = sum_t y^t_k."""
+    y = (log_probs.exp() * mask.unsqueeze(-1)).sum(dim=1)
+    return 0.5 * (counts - y).pow(2).sum(dim=1)
+
+
+def ace_reference(logits: Tensor, counts: Tensor) -> Tensor:
+    """The authors' released code: softmax, + 1e-10, then the four formulas (Sec. 3.4)."""
+    frames = logits.shape[1]
+    y = logits.softmax(dim=-1) + 1e-10
+    y_bar = y.sum(dim=1) / frames
+    n_bar = counts / frames
+    return -(torch.log(y_bar) * n_bar).sum(dim=1)
+
+
+def count_entropy(counts: Tensor, frames: Tensor) -> Tensor:
+    """H(N̄) per sample: the smallest value Eq. 8 can take, so loss - H(N̄) is a KL that ends at 0."""
+    n_bar = counts / frames.float().unsqueeze(1)
+    return -torch.where(n_bar > 0, n_bar * n_bar.log(), torch.zeros_like(n_bar)).sum(dim=1)
+
+
+class ACETerms(NamedTuple):
+    loss: Tensor  # batch mean of the chosen form
+    kl: Tensor  # batch mean of loss - H(N̄), detached; 0 at a perfect fit (cross-entropy forms)
+    skipped: int  # samples left out because their label is longer than their frames
+
+
+class ACELoss(nn.Module):
+    """ACE with the call of CTC: ``ACELoss()(logits, targets, target_lengths)``.
+
+    ``logits`` are raw scores (B, T, C) or (B, H, W, C); ``targets`` (B, L) padded class indices;
+    ``target_lengths`` (B,); optional ``input_lengths`` (B,) valid frames for 1D predictions.
+    """
+
+    def __init__(self, mode: str = "cross_entropy", on_too_long: str = "error") -> None:
+        super().__init__()
+        if mode not in MODES:
+            raise ValueError(f"ACE mode must be one of {MODES}, not {mode!r}")
+        if on_too_long not in ON_TOO_LONG:
+            raise ValueError(f"on_too_long must be one of {ON_TOO_LONG}, not {on_too_long!r}")
+        self.mode = mode
+        self.on_too_long = on_too_long
+
+    def forward(
+        self,
+        logits: Tensor,
+        targets: Tensor,
+        target_lengths: Tensor,
+        input_lengths: Tensor | None = None,
+    ) -> Tensor:
+        return self.terms(logits, targets, target_lengths, input_lengths).loss
+
+    def terms(
+        self,
+        logits: Tensor,
+        targets: Tensor,
+        target_lengths: Tensor,
+        input_lengths: Tensor | None = None,
+        names: list[str] | None = None,
+    ) -> ACETerms:
+        logits = flatten_prediction(logits)
+        batch, total_frames, num_classes = logits.shape
+        if input_lengths is not None and logits.dim() == 3:
+            frames = input_lengths.to(logits.device).clamp(max=total_frames)
+        else:
+            frames = torch.full((batch,), total_frames, device=logits.device)
+        target_lengths = target_lengths.to(logits.device)
+        keep = self._check_lengths(target_lengths, frames, names)
+        with torch.autocast(device_type=logits.device.type, enabled=False):
+            if logits.dtype in (torch.float16, torch.bfloat16):
+                logits = logits.float()
+            counts = character_counts(targets.to(logits.device), target_lengths, num_classes, frames)
+            mask = frame_mask(total_frames, frames if input_lengths is not None else None,
+                              batch, logits.device)
+            if self.mode == "reference":
+                per_sample = ace_reference(logits, counts)
+            else:
+                log_probs = F.log_softmax(logits, dim=-1)
+                if self.mode == "cross_entropy":
+                    per_sample = ace_cross_entropy(log_probs, counts, mask, frames)
+                else:
+                    per_sample = ace_regression(log_probs, counts, mask)
+            kl = (per_sample.detach() - count_entropy(counts, frames))
+        skipped = int((~keep).sum())
+        if skipped == batch:
+            zero = logits.sum() * 0.0
+            return ACETerms(zero, zero.detach(), skipped)
+        if skipped:
+            per_sample, kl = per_sample[keep], kl[keep]
+        return ACETerms(per_sample.mean(), kl.mean(), skipped)
+
+    def _check_lengths(self, target_lengths: Tensor, frames: Tensor, names) -> Tensor:
+        """A label longer than T would make N_blank negative: an error, or a counted skip."""
+        keep = target_lengths <= frames
+        if self.on_too_long == "error" and not bool(keep.all()):
+            i = int((~keep).nonzero()[0])
+            who = f"{names[i]!r}" if names is not None else f"batch index {i}"
+            raise ValueError(
+                f"ACE: sample {who} has a label of {int(target_lengths[i])} symbols but the "
+                f"prediction has only {int(frames[i])} frames; shorten the label, widen the input, "
+                "or set on_too_long=skip"
+            )
+        return keep
+
+

@@ -1,0 +1,23 @@
+"""What the recognizer and the engine need of a head: logits, a loss, a decoding."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+
+class Head(nn.Module):
+    """A head owns its loss and its decoding, so nothing else branches on which head is used.
+
+    Decoded sequences are class indices of the charset (1..n); 0 never appears in them.
+    """
+
+    def forward(self, features: Tensor, targets: Tensor | None = None) -> Tensor:
+        raise NotImplementedError
+
+    def loss(self, logits: Tensor, targets: Tensor, target_lengths: Tensor) -> dict[str, Tensor]:
+        """The scalar to minimise under ``loss``, plus anything worth logging."""
+        raise NotImplementedError
+
+    def decode(self, logits: Tensor) -> tuple[list[list[int]], Tensor]:
+        """Class index sequences and a (B,) confidence."""
+        raise NotImplementedError

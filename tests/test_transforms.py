@@ -1,0 +1,60 @@
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from ace_str.data.transforms import ResizeNormalize, to_8bit
+
+
+def _gradient(mode: str, size: tuple[int, int] = (40, 10)) -> Image.Image:
+    return Image.linear_gradient("L").resize(size).convert(mode)
+
+
+@pytest.mark.parametrize("mode", ["L", "1", "P", "RGB", "RGBA", "LA", "CMYK", "I", "F", "I;16"])
+@pytest.mark.parametrize("channels", [1, 3])
+def test_every_mode_gives_shape_and_range(mode: str, channels: int) -> None:
+    out = ResizeNormalize(32, 100, channels=channels)(_gradient(mode))
+    assert type(out) is torch.Tensor and out.dtype == torch.float32
+    assert out.shape == (channels, 32, 100)
+    assert out.min() >= -1 and out.max() <= 1
+
+
+@pytest.mark.parametrize("mode", ["L", "RGBA", "I;16", "1"])
+def test_one_pixel_image(mode: str) -> None:
+    assert ResizeNormalize(32, 100)(Image.new(mode, (1, 1))).shape == (1, 32, 100)
+    assert ResizeNormalize(32, 100, keep_ratio=True)(Image.new(mode, (1, 1))).shape == (1, 32, 100)
+
+
+def test_16bit_is_scaled_not_clipped() -> None:
+    values = np.array([[0, 16384, 32768, 65535]], dtype=np.uint16)
+    for image in (Image.fromarray(values), Image.fromarray(values.astype(np.int32))):
+        assert np.asarray(to_8bit(image)).tolist() == [[0, 64, 128, 255]]
+    out = ResizeNormalize(1, 4, interpolation="nearest")(Image.fromarray(values))
+    torch.testing.assert_close(out[0, 0], torch.tensor([-1.0, -0.498, 0.0039, 1.0]), atol=2e-3, rtol=0)
+
+
+def test_rgba_is_composited_on_white() -> None:
+    image = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
+    image.putpixel((0, 0), (0, 0, 0, 255))
+    out = ResizeNormalize(4, 4, interpolation="nearest")(image)
+    assert out[0, 0, 0] == -1 and out[0, 3, 3] == 1
+
+
+def test_keep_ratio_pads_right_with_zero() -> None:
+    transform = ResizeNormalize(32, 100, keep_ratio=True)
+    image = Image.new("L", (40, 20), 255)  # 2:1 -> 64 x 32
+    assert transform.resized_width(*image.size) == 64
+    out = transform(image)
+    assert out.shape == (1, 32, 100)
+    assert torch.all(out[..., :64] == 1) and torch.all(out[..., 64:] == 0)
+    wide = transform(Image.new("L", (1000, 20), 255))
+    assert torch.all(wide == 1)  # width capped at 100, nothing to pad
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError):
+        ResizeNormalize(0, 100)
+    with pytest.raises(ValueError):
+        ResizeNormalize(channels=2)
+    with pytest.raises(ValueError):
+        ResizeNormalize(interpolation="cubicle")
