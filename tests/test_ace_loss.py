@@ -26,8 +26,10 @@ def four_formulas(logits: torch.Tensor, labels: list[list[int]]) -> torch.Tensor
 
 
 def make_batch(batch=4, frames=12, classes=7, max_len=6):
-    labels = [torch.randint(1, classes, (int(torch.randint(1, max_len + 1, ())),)).tolist()
-              for _ in range(batch)]
+    labels = [
+        torch.randint(1, classes, (int(torch.randint(1, max_len + 1, ())),)).tolist()
+        for _ in range(batch)
+    ]
     targets = torch.zeros(batch, max_len, dtype=torch.long)
     for i, lab in enumerate(labels):
         targets[i, : len(lab)] = torch.tensor(lab)
@@ -60,9 +62,13 @@ def test_gradient_equals_eq9():
     expected = torch.zeros_like(y)
     for t in range(frames):
         for k in range(classes):
-            expected[t, k] = -sum(
-                n_bar[kp] * y[t, kp] / y_bar[kp] * (float(k == kp) - y[t, k]) for kp in range(classes)
-            ) / frames
+            expected[t, k] = (
+                -sum(
+                    n_bar[kp] * y[t, kp] / y_bar[kp] * (float(k == kp) - y[t, k])
+                    for kp in range(classes)
+                )
+                / frames
+            )
     assert torch.allclose(logits.grad[0], expected, atol=1e-10)
 
 

@@ -30,7 +30,9 @@ def test_16bit_is_scaled_not_clipped() -> None:
     for image in (Image.fromarray(values), Image.fromarray(values.astype(np.int32))):
         assert np.asarray(to_8bit(image)).tolist() == [[0, 64, 128, 255]]
     out = ResizeNormalize(1, 4, interpolation="nearest")(Image.fromarray(values))
-    torch.testing.assert_close(out[0, 0], torch.tensor([-1.0, -0.498, 0.0039, 1.0]), atol=2e-3, rtol=0)
+    torch.testing.assert_close(
+        out[0, 0], torch.tensor([-1.0, -0.498, 0.0039, 1.0]), atol=2e-3, rtol=0
+    )
 
 
 def test_rgba_is_composited_on_white() -> None:

@@ -59,7 +59,9 @@ class Charset:
             raise ValueError("Charset needs exactly one of symbols=, preset= or path=")
         if preset is not None:
             if preset not in PRESETS:
-                raise ValueError(f"unknown charset preset {preset!r}; choose from {sorted(PRESETS)}")
+                raise ValueError(
+                    f"unknown charset preset {preset!r}; choose from {sorted(PRESETS)}"
+                )
             symbols = PRESETS[preset]
         elif path is not None:
             symbols = read_charset_file(path)
@@ -71,7 +73,9 @@ class Charset:
         if duplicates:
             raise ValueError(f"charset has duplicate symbols: {duplicates[:10]}")
         if on_unknown not in OUT_OF_CHARSET_POLICIES:
-            raise ValueError(f"on_unknown must be one of {OUT_OF_CHARSET_POLICIES}, not {on_unknown!r}")
+            raise ValueError(
+                f"on_unknown must be one of {OUT_OF_CHARSET_POLICIES}, not {on_unknown!r}"
+            )
         self.symbols: list[str] = symbols
         self.on_unknown = on_unknown
         self._index = {s: i + 1 for i, s in enumerate(symbols)}
@@ -115,7 +119,9 @@ class Charset:
         try:
             return [self._index[ch] for ch in label]
         except KeyError as err:
-            raise ValueError(f"symbol {err.args[0]!r} of label {label!r} is not in {self!r}") from None
+            raise ValueError(
+                f"symbol {err.args[0]!r} of label {label!r} is not in {self!r}"
+            ) from None
 
     def decode(self, indices: Iterable[int]) -> str:
         """Symbols of class indices; the blank (0) contributes nothing."""

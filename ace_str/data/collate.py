@@ -48,11 +48,13 @@ class Collator:
     """DataLoader ``collate_fn``: drops None (corrupt) samples, stacks and encodes the rest.
 
     Returns None when every sample of a batch was None; the training loop skips those.
+    ``encode_targets=False`` batches raw labels for scoring, where no targets are needed.
     ``dropped`` counts in the process that collates (each worker has its own copy).
     """
 
-    def __init__(self, charset: Charset) -> None:
+    def __init__(self, charset: Charset, encode_targets: bool = True) -> None:
         self.charset = charset
+        self.encode_targets = encode_targets
         self.dropped = 0
 
     def __call__(self, samples: Sequence[tuple[Tensor, str] | None]) -> Batch | None:
@@ -64,5 +66,9 @@ class Collator:
         images, texts = zip(*kept, strict=True)
         if not all(isinstance(image, Tensor) for image in images):
             raise TypeError("Collator needs tensor images: give the dataset a transform")
-        targets, lengths = self.charset.encode_batch(texts)
+        if self.encode_targets:
+            targets, lengths = self.charset.encode_batch(texts)
+        else:  # evaluation on raw ground truth: texts only, which may hold any symbol
+            targets = torch.zeros(len(texts), 0, dtype=torch.long)
+            lengths = torch.zeros(len(texts), dtype=torch.long)
         return Batch(torch.stack(images), targets, lengths, list(texts))

@@ -1,8 +1,8 @@
 """LMDB word-image datasets in the clovaai layout (``num-samples``, ``image-%09d``, ``label-%09d``).
 
-Keys are 1-based. The index of kept samples is built once at init from the labels; the LMDB
-environments are then closed so the dataset pickles, and each worker process reopens them
-read-only and lock-free on its first ``__getitem__``.
+Keys are 1-based. The index of kept samples is built once at init from the labels and the
+environment is closed again; datasets hold no handle, so they pickle, and each process opens
+an LMDB read-only and lock-free on its first ``__getitem__``.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ import io
 import logging
 import os
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -104,6 +105,44 @@ def open_lmdb(path: str | Path) -> lmdb.Environment:
     )
 
 
+# py-lmdb refuses to open one LMDB twice in a process, so datasets over the same files share
+# one environment per process. A forked worker inherits the parent's handles, which must not
+# be used and would block a fresh open; they hold no lock (lock=False), so closing is safe.
+_ENVS: dict[Path, lmdb.Environment] = {}
+_ENVS_PID = os.getpid()
+
+
+def _forget_inherited() -> None:
+    global _ENVS_PID
+    if _ENVS_PID != os.getpid():
+        for env in _ENVS.values():
+            env.close()
+        _ENVS.clear()
+        _ENVS_PID = os.getpid()
+
+
+def shared_env(path: Path) -> lmdb.Environment:
+    """This process's read-only environment for an LMDB folder, opened on first use."""
+    _forget_inherited()
+    if path not in _ENVS:
+        _ENVS[path] = open_lmdb(path)
+    return _ENVS[path]
+
+
+@contextmanager
+def _scan_env(path: Path) -> Iterator[lmdb.Environment]:
+    """The shared environment if this process already reads the LMDB, else a temporary one."""
+    _forget_inherited()
+    if path in _ENVS:
+        yield _ENVS[path]
+        return
+    env = open_lmdb(path)
+    try:
+        yield env
+    finally:
+        env.close()
+
+
 class LmdbDataset(Dataset):
     """Word images and labels from one or many clovaai-layout LMDBs.
 
@@ -145,36 +184,31 @@ class LmdbDataset(Dataset):
                 f"(charset {charset!r}, max_label_length {max_label_length}); "
                 + "; ".join(s.summary() for s in self.stats)
             )
-        self._envs: list[lmdb.Environment] | None = None
-        self._pid: int | None = None
 
     def _index(self, path: Path) -> tuple[np.ndarray, SourceStats]:
         stats = SourceStats(str(path))
-        env = open_lmdb(path)
-        try:
-            with env.begin(write=False) as txn:
-                raw = txn.get(b"num-samples")
+        with _scan_env(path) as env, env.begin(write=False) as txn:
+            raw = txn.get(b"num-samples")
+            try:
+                stats.total = int(raw)
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}: missing or invalid 'num-samples' key") from None
+            keys = []
+            for index in range(1, stats.total + 1):
+                label = txn.get(b"label-%09d" % index)
+                if label is None:
+                    stats.dropped["missing_label"] += 1
+                    continue
                 try:
-                    stats.total = int(raw)
-                except (TypeError, ValueError):
-                    raise ValueError(f"{path}: missing or invalid 'num-samples' key") from None
-                keys = []
-                for index in range(1, stats.total + 1):
-                    label = txn.get(b"label-%09d" % index)
-                    if label is None:
-                        stats.dropped["missing_label"] += 1
-                        continue
-                    try:
-                        text = label.decode("utf-8")
-                    except UnicodeDecodeError:
-                        stats.dropped["label_not_utf8"] += 1
-                        continue
-                    if filter_label(
-                        text, self.charset, self.max_label_length, stats, self.filter_labels
-                    ):
-                        keys.append(index)
-        finally:
-            env.close()
+                    text = label.decode("utf-8")
+                except UnicodeDecodeError:
+                    stats.dropped["label_not_utf8"] += 1
+                    continue
+                kept = filter_label(
+                    text, self.charset, self.max_label_length, stats, self.filter_labels
+                )
+                if kept is not None:
+                    keys.append(index)
         stats.kept = len(keys)
         return np.asarray(keys, dtype=np.int64), stats
 
@@ -186,19 +220,6 @@ class LmdbDataset(Dataset):
         """Undecodable images met so far in this process."""
         return sum(s.corrupt for s in self.stats)
 
-    def __getstate__(self) -> dict[str, Any]:
-        state = self.__dict__.copy()
-        state["_envs"] = None
-        state["_pid"] = None
-        return state
-
-    def _env(self, source: int) -> lmdb.Environment:
-        # A forked worker inherits the parent's handles, which LMDB forbids using; reopen.
-        if self._envs is None or self._pid != os.getpid():
-            self._envs = [open_lmdb(p) for p in self.paths]
-            self._pid = os.getpid()
-        return self._envs[source]
-
     def __getitem__(self, index: int) -> Sample | None:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
@@ -206,7 +227,7 @@ class LmdbDataset(Dataset):
         source = bisect.bisect_right(self._ends, index)
         start = self._ends[source - 1] if source else 0
         key = int(self._keys[source][index - start])
-        with self._env(source).begin(write=False) as txn:
+        with shared_env(self.paths[source]).begin(write=False) as txn:
             label = txn.get(b"label-%09d" % key).decode("utf-8")
             data = txn.get(b"image-%09d" % key)
         stats = self.stats[source]

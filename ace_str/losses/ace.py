@@ -131,9 +131,12 @@ class ACELoss(nn.Module):
         with torch.autocast(device_type=logits.device.type, enabled=False):
             if logits.dtype in (torch.float16, torch.bfloat16):
                 logits = logits.float()
-            counts = character_counts(targets.to(logits.device), target_lengths, num_classes, frames)
-            mask = frame_mask(total_frames, frames if input_lengths is not None else None,
-                              batch, logits.device)
+            counts = character_counts(
+                targets.to(logits.device), target_lengths, num_classes, frames
+            )
+            mask = frame_mask(
+                total_frames, frames if input_lengths is not None else None, batch, logits.device
+            )
             if self.mode == "reference":
                 per_sample = ace_reference(logits, counts)
             else:
@@ -142,7 +145,7 @@ class ACELoss(nn.Module):
                     per_sample = ace_cross_entropy(log_probs, counts, mask, frames)
                 else:
                     per_sample = ace_regression(log_probs, counts, mask)
-            kl = (per_sample.detach() - count_entropy(counts, frames))
+            kl = per_sample.detach() - count_entropy(counts, frames)
         skipped = int((~keep).sum())
         if skipped == batch:
             zero = logits.sum() * 0.0
@@ -163,5 +166,3 @@ class ACELoss(nn.Module):
                 "or set on_too_long=skip"
             )
         return keep
-
-

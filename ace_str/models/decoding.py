@@ -52,7 +52,5 @@ def ctc_greedy_decode(logits: Tensor) -> tuple[list[list[int]], Tensor]:
     keep = (best != BLANK) & ~repeat
     sequences = [row[mask].tolist() for row, mask in zip(best, keep, strict=True)]
     log_conf = torch.where(keep, best_prob.clamp_min(1e-30).log(), torch.zeros_like(best_prob))
-    confidence = torch.where(
-        ~keep.any(dim=1), best_prob.mean(dim=1), log_conf.sum(dim=1).exp()
-    )
+    confidence = torch.where(~keep.any(dim=1), best_prob.mean(dim=1), log_conf.sum(dim=1).exp())
     return sequences, confidence

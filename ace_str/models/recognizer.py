@@ -13,9 +13,7 @@ class Recognizer(nn.Module):
     """``head`` is a factory taking (in_features, num_classes): Hydra builds it with ``_partial_``
     so the classifier's width follows the backbone and the charset, never a repeated number."""
 
-    def __init__(
-        self, backbone: nn.Module, head: Callable[..., Head], num_classes: int
-    ) -> None:
+    def __init__(self, backbone: nn.Module, head: Callable[..., Head], num_classes: int) -> None:
         super().__init__()
         self.backbone = backbone
         self.head = head(in_features=backbone.out_features, num_classes=num_classes)

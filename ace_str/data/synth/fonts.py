@@ -23,7 +23,12 @@ from ace_str.data.charset import Charset
 logger = logging.getLogger(__name__)
 
 FONT_SUFFIXES = (".ttf", ".otf")
-SYSTEM_FONT_DIRS = ("/usr/share/fonts", "/usr/local/share/fonts", "~/.fonts", "~/.local/share/fonts")
+SYSTEM_FONT_DIRS = (
+    "/usr/share/fonts",
+    "/usr/local/share/fonts",
+    "~/.fonts",
+    "~/.local/share/fonts",
+)
 
 # PostScript glyph names each ASCII symbol may carry in a font that draws it as itself; a font
 # whose glyph for "<" is called "exclamdown" (cmr10) or for "a" "turnstileright" (cmsy10) lies.
@@ -67,6 +72,9 @@ EXPECTED_GLYPH_NAMES: dict[str, set[str]] = {
     **{d: {name} for d, name in zip(string.digits, _DIGIT_NAMES, strict=True)},
     **_PUNCT_NAMES,
 }
+
+# matplotlib >= 3.10 exposes face flags as an enum; older versions give FreeType's plain int.
+_HAS_GLYPH_NAMES = getattr(getattr(ft2font, "FaceFlags", None), "GLYPH_NAMES", 1 << 9)
 
 
 class FontError(RuntimeError):
@@ -113,7 +121,7 @@ def font_problem(path: Path, symbols: str) -> str | None:
     glyphs = {s: cmap[ord(s)] for s in visible}
     if len(set(glyphs.values())) < len(glyphs):
         return "several symbols share one glyph"
-    if face.face_flags & ft2font.FaceFlags.GLYPH_NAMES:
+    if face.face_flags & _HAS_GLYPH_NAMES:
         wrong = [
             f"{s}->{face.get_glyph_name(g)}"
             for s, g in glyphs.items()
@@ -121,16 +129,13 @@ def font_problem(path: Path, symbols: str) -> str | None:
         ]
         if wrong:
             return f"glyphs are other symbols ({', '.join(wrong[:5])})"
-    notdef = _mask_key(pil_font, "\uffff") if cmap.get(0xFFFF, 0) == 0 else None
+    notdef_mask = pil_font.getmask("\uffff")  # U+FFFF is a noncharacter: always notdef
+    notdef = (notdef_mask.size, bytes(notdef_mask))
     for s in visible:
-        if pil_font.getmask(s).getbbox() is None or _mask_key(pil_font, s) == notdef:
+        mask = pil_font.getmask(s)
+        if mask.getbbox() is None or (mask.size, bytes(mask)) == notdef:
             return f"symbol {s!r} renders blank or as the missing-glyph box"
     return None
-
-
-def _mask_key(font: ImageFont.FreeTypeFont, symbol: str) -> tuple[tuple[int, int], bytes]:
-    mask = font.getmask(symbol)
-    return mask.size, bytes(mask)
 
 
 def find_fonts(
@@ -139,15 +144,36 @@ def find_fonts(
     """Sorted usable font files for ``charset`` (default: ASCII letters and digits).
 
     One file per (family, style) is kept, so a family installed twice is not sampled twice as
-    often. Results are cached per arguments; raises FontError if fewer than ``min_fonts`` remain.
+    often. The scan is cached per (folders, symbols); raises FontError if fewer than
+    ``min_fonts`` remain.
     """
     extra = tuple(str(Path(d).expanduser()) for d in extra_dirs or ())
-    return list(_find_fonts(extra, required_symbols(charset), min_fonts))
+    symbols = required_symbols(charset)
+    fonts, reports = _scan_fonts(extra, symbols)
+    if len(fonts) < min_fonts:
+        lines = "\n".join(
+            f"  {r.folder}: "
+            + (
+                f"{r.found} found, {r.rejected} rejected, {r.duplicates} duplicate"
+                if r.folder.is_dir()
+                else "missing"
+            )
+            for r in reports
+        )
+        raise FontError(
+            f"found {len(fonts)} usable font(s), need at least {min_fonts}; every symbol of "
+            f"{symbols!r} must render. Folders searched:\n{lines}\n"
+            "Add a folder of .ttf/.otf fonts with font_dirs=[...] (or --font-dir)."
+        )
+    return list(fonts)
 
 
 @functools.lru_cache(maxsize=32)
-def _find_fonts(extra_dirs: tuple[str, ...], symbols: str, min_fonts: int) -> tuple[Path, ...]:
-    reports = [_DirReport(d) for d in (*default_font_dirs(), *map(Path, extra_dirs))]
+def _scan_fonts(
+    extra_dirs: tuple[str, ...], symbols: str
+) -> tuple[tuple[Path, ...], tuple[_DirReport, ...]]:
+    """Check every font once per process; opening ~60 fonts takes about half a second."""
+    reports = tuple(_DirReport(d) for d in (*default_font_dirs(), *map(Path, extra_dirs)))
     usable: dict[tuple[str, str], Path] = {}
     seen: set[Path] = set()
     for report in reports:
@@ -171,21 +197,5 @@ def _find_fonts(extra_dirs: tuple[str, ...], symbols: str, min_fonts: int) -> tu
                 report.duplicates += 1
                 continue
             usable[key] = path
-    fonts = tuple(sorted(usable.values()))
-    if len(fonts) < min_fonts:
-        lines = "\n".join(
-            f"  {r.folder}: "
-            + (
-                f"{r.found} found, {r.rejected} rejected, {r.duplicates} duplicate"
-                if r.folder.is_dir()
-                else "missing"
-            )
-            for r in reports
-        )
-        raise FontError(
-            f"found {len(fonts)} usable font(s), need at least {min_fonts}; every symbol of "
-            f"{symbols!r} must render. Folders searched:\n{lines}\n"
-            "Add a folder of .ttf/.otf fonts with font_dirs=[...] (or --font-dir)."
-        )
-    logger.info("using %d fonts for %d symbols", len(fonts), len(symbols))
-    return fonts
+    logger.info("%d usable fonts for %d symbols", len(usable), len(symbols))
+    return tuple(sorted(usable.values())), reports

@@ -103,7 +103,14 @@ def contrast_ratio(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
 
 
 def _random_colour(rng: random.Random) -> tuple[int, int, int]:
-    return (rng.randrange(256), rng.randrange(256), rng.randrange(256))
+    """A random colour pulled a random way towards its grey: real signs are rarely all neon."""
+    r, g, b = rng.randrange(256), rng.randrange(256), rng.randrange(256)
+    grey, keep = (r + g + b) / 3, rng.random()
+    return (
+        round(grey + keep * (r - grey)),
+        round(grey + keep * (g - grey)),
+        round(grey + keep * (b - grey)),
+    )
 
 
 def _colours(
@@ -115,7 +122,7 @@ def _colours(
         text = _random_colour(rng)
         if contrast_ratio(text, background) >= min_contrast:
             return text, background
-    # Some backgrounds (mid grey) admit few colours; black or white always works best.
+    # Mid-grey backgrounds admit few colours; fall back to the better of black and white.
     black, white = (0, 0, 0), (255, 255, 255)
     best = max((black, white), key=lambda c: contrast_ratio(c, background))
     if contrast_ratio(best, background) < min_contrast:

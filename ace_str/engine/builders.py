@@ -1,0 +1,107 @@
+"""Everything a run needs, built from its config by Hydra ``_target_`` instantiation."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader, Dataset
+
+from ace_str.data.charset import Charset
+from ace_str.data.collate import Collator
+from ace_str.data.folder import find_datasets, open_dataset  # noqa: F401 (re-exported)
+from ace_str.data.lmdb import LmdbDataset
+from ace_str.data.sampler import ResumableSampler
+from ace_str.models.recognizer import Recognizer
+
+log = logging.getLogger(__name__)
+
+
+def as_config(cfg: DictConfig | dict[str, Any]) -> DictConfig:
+    return cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
+
+
+def build_charset(cfg: DictConfig) -> Charset:
+    return instantiate(cfg.charset)
+
+
+def build_model(cfg: DictConfig, charset: Charset) -> Recognizer:
+    return instantiate(cfg.model, head=instantiate(cfg.head), num_classes=charset.num_classes)
+
+
+def build_transform(cfg: DictConfig):
+    return instantiate(cfg.data.transform)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_train_dataset(cfg: DictConfig, charset: Charset) -> tuple[Dataset, bool]:
+    """LMDB roots when configured, else the synthetic renderer; also whether to shuffle."""
+    transform = build_transform(cfg)
+    roots = list(cfg.data.train_roots or [])
+    if roots:
+        missing = [r for r in roots if not Path(r).exists()]
+        if missing:
+            raise FileNotFoundError(f"data.train_roots: no such folder: {', '.join(missing)}")
+        dataset = LmdbDataset(roots, charset, cfg.data.max_label_length, transform)
+        return dataset, True
+    return instantiate(cfg.data.synth, charset=charset, transform=transform), False
+
+
+def build_val_datasets(cfg: DictConfig, charset: Charset) -> dict[str, Dataset]:
+    """A held-out synthetic set (other seed) plus every dataset under data.val_roots."""
+    transform = build_transform(cfg)
+    sets: dict[str, Dataset] = {}
+    if cfg.data.val_synth_size > 0:
+        sets["synth_val"] = instantiate(
+            cfg.data.synth,
+            charset=charset,
+            transform=transform,
+            seed=cfg.data.val_synth_seed,
+            length=cfg.data.val_synth_size,
+        )
+    for root in cfg.data.val_roots or []:
+        for path in find_datasets(root):
+            sets[path.name] = open_dataset(
+                path, charset, max_label_length=cfg.data.max_label_length, transform=transform
+            )
+    return sets
+
+
+def train_loader(
+    dataset: Dataset, cfg: DictConfig, charset: Charset, shuffle: bool, start_sample: int
+) -> DataLoader:
+    sampler = ResumableSampler(len(dataset), cfg.seed, shuffle, start_sample)
+    return DataLoader(
+        dataset,
+        batch_size=cfg.data.batch_size,
+        sampler=sampler,
+        num_workers=cfg.data.num_workers,
+        collate_fn=Collator(charset),
+        pin_memory=torch.cuda.is_available(),
+        drop_last=True,
+        persistent_workers=False,
+        prefetch_factor=4 if cfg.data.num_workers > 0 else None,
+        # a private generator: creating the iterator must not draw from the global RNG,
+        # or a resumed run's dropout would differ from an uninterrupted one
+        generator=torch.Generator().manual_seed(cfg.seed),
+    )
+
+
+def eval_loader(dataset: Dataset, charset: Charset, batch_size: int, num_workers: int):
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=False,
+        num_workers=num_workers,
+        collate_fn=Collator(charset, encode_targets=False),
+        pin_memory=torch.cuda.is_available(),
+    )

@@ -1,0 +1,261 @@
+"""The training loop: steps, validation, checkpoints; it never asks which head it trains."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import random
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.tensorboard import SummaryWriter
+from tqdm import tqdm
+
+from ace_str.engine import builders
+from ace_str.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ace_str.engine.tensorboard import add_grid
+from ace_str.evaluation.evaluator import evaluate_batches
+
+log = logging.getLogger(__name__)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class NonFiniteError(RuntimeError):
+    pass
+
+
+class Trainer:
+    """Builds the run from ``cfg`` and trains it for ``trainer.max_steps`` steps.
+
+    Everything written goes under ``output_dir`` (the Hydra run folder).
+    """
+
+    def __init__(self, cfg: DictConfig, output_dir: str | Path) -> None:
+        self.cfg = cfg
+        self.tcfg = cfg.trainer
+        self.output_dir = Path(output_dir)
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        if self.tcfg.num_threads:
+            torch.set_num_threads(self.tcfg.num_threads)
+        seed_everything(cfg.seed)
+        self.device = builders.resolve_device(cfg.device)
+        self.charset = builders.build_charset(cfg)
+        self.model = builders.build_model(cfg, self.charset).to(self.device)
+        self.optimizer = instantiate(cfg.optimizer)(self.model.parameters())
+        self.scheduler = instantiate(cfg.scheduler)(self.optimizer)
+        self.amp_dtype = self._amp_dtype()
+        self.scaler = torch.amp.GradScaler(
+            self.device.type, enabled=self.amp_dtype == torch.float16
+        )
+        self.train_set, self.shuffle = builders.build_train_dataset(cfg, self.charset)
+        self.val_sets = builders.build_val_datasets(cfg, self.charset)
+        self.step = 0
+        self.batches_drawn = 0
+        self.best = -math.inf
+        self.nonfinite_in_row = 0
+        self.nonfinite_total = 0
+        self._stop_signal: int | None = None
+        params = sum(p.numel() for p in self.model.parameters())
+        log.info("model: %.2fM parameters, %s, device %s", params / 1e6, self.charset, self.device)
+
+    # ---------------------------------------------------------------- state
+    def _amp_dtype(self) -> torch.dtype | None:
+        mode = self.tcfg.amp
+        if mode is False or mode == "off" or (mode == "auto" and self.device.type != "cuda"):
+            return None
+        if self.device.type == "cuda" and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float16 if self.device.type == "cuda" else torch.bfloat16
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "step": self.step,
+            "batches_drawn": self.batches_drawn,
+            "best": self.best,
+            "rng": rng_state(),
+            "charset": list(self.charset.symbols),
+            "config": OmegaConf.to_container(self.cfg, resolve=True),
+        }
+
+    def load(self, path: str | Path) -> None:
+        state = load_checkpoint(path, self.device)
+        try:
+            self.model.load_state_dict(state["model"])
+        except RuntimeError as err:
+            raise RuntimeError(
+                f"checkpoint {path} was trained with another model or charset than this "
+                f"config builds: {str(err).splitlines()[0]}"
+            ) from None
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        self.step = state["step"]
+        self.batches_drawn = state["batches_drawn"]
+        self.best = state["best"]
+        set_rng_state(state["rng"])
+        log.info("resumed from %s at step %d", path, self.step)
+
+    def save(self, name: str) -> Path:
+        return save_checkpoint(self.state_dict(), self.output_dir / name)
+
+    # ---------------------------------------------------------------- loop
+    def fit(self) -> dict[str, float]:
+        if self.cfg.ckpt_path:
+            self.load(self.cfg.ckpt_path)
+        writer = SummaryWriter(str(self.output_dir / "tensorboard"))
+        loader = builders.train_loader(
+            self.train_set,
+            self.cfg,
+            self.charset,
+            self.shuffle,
+            self.batches_drawn * self.cfg.data.batch_size,
+        )
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        metrics: dict[str, float] = {}
+        self.model.train()
+        bar = tqdm(total=self.tcfg.max_steps, initial=self.step, desc="train", dynamic_ncols=True)
+        window_start, window_images = time.perf_counter(), 0
+        try:
+            for batch in loader:
+                if self.step >= self.tcfg.max_steps or self._stop_signal is not None:
+                    break
+                self.batches_drawn += 1
+                if batch is None:
+                    continue
+                out = self.train_step(batch)
+                window_images += len(batch)
+                if out is None:
+                    continue
+                self.step += 1
+                bar.update(1)
+                if self.step % self.tcfg.log_every == 0 or self.step == self.tcfg.max_steps:
+                    elapsed = time.perf_counter() - window_start
+                    speed = window_images / max(elapsed, 1e-9)
+                    self._log_train(writer, out, speed, bar)
+                    window_start, window_images = time.perf_counter(), 0
+                if self.step % self.tcfg.val_every == 0 or self.step == self.tcfg.max_steps:
+                    metrics = self.validate(writer)
+                if self.step % self.tcfg.ckpt_every == 0:
+                    self.save("last.ckpt")
+        finally:
+            bar.close()
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        self.save("last.ckpt")
+        writer.close()
+        if self._stop_signal is not None:
+            log.warning(
+                "stopped by signal %d at step %d; saved last.ckpt", self._stop_signal, self.step
+            )
+        else:
+            log.info("finished %d steps; checkpoints in %s", self.step, self.output_dir)
+        return metrics
+
+    def _on_signal(self, signum: int, frame) -> None:
+        """SIGTERM (what schedulers send) or Ctrl-C: finish the step, save, then stop."""
+        self._stop_signal = signum
+
+    def train_step(self, batch) -> dict[str, torch.Tensor] | None:
+        batch = batch.to(self.device, non_blocking=True)
+        autocast = (
+            torch.autocast(self.device.type, dtype=self.amp_dtype)
+            if self.amp_dtype is not None
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            logits = self.model(batch.images, batch.targets)
+            out = self.model.head.loss(logits, batch.targets, batch.target_lengths)
+        loss = out["loss"]
+        self.optimizer.zero_grad(set_to_none=True)
+        if not torch.isfinite(loss):
+            return self._skip_nonfinite("loss")
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)
+        grad_norm = torch.nn.utils.clip_grad_norm_(
+            self.model.parameters(), self.tcfg.grad_clip or float("inf")
+        )
+        if not torch.isfinite(grad_norm) and self.amp_dtype != torch.float16:
+            self.optimizer.zero_grad(set_to_none=True)
+            return self._skip_nonfinite("gradient")
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.scheduler.step()
+        self.nonfinite_in_row = 0
+        out["grad_norm"] = grad_norm
+        return out
+
+    def _skip_nonfinite(self, what: str) -> None:
+        self.nonfinite_in_row += 1
+        self.nonfinite_total += 1
+        log.warning(
+            "non-finite %s at step %d: update skipped (%d in a row)",
+            what,
+            self.step,
+            self.nonfinite_in_row,
+        )
+        if self.nonfinite_in_row >= self.tcfg.max_nonfinite_in_row:
+            self.save("last.ckpt")
+            raise NonFiniteError(
+                f"{self.nonfinite_in_row} non-finite {what}s in a row at step {self.step} "
+                f"(trainer.max_nonfinite_in_row={self.tcfg.max_nonfinite_in_row}); the last "
+                f"good state is in {self.output_dir / 'last.ckpt'}"
+            )
+        return None
+
+    def _log_train(self, writer: SummaryWriter, out: dict, speed: float, bar: tqdm) -> None:
+        lr = self.optimizer.param_groups[0]["lr"]
+        for name, value in out.items():
+            writer.add_scalar(f"train/{name}", float(value.detach()), self.step)
+        writer.add_scalar("train/lr", lr, self.step)
+        writer.add_scalar("train/images_per_second", speed, self.step)
+        writer.add_scalar("train/nonfinite_steps", self.nonfinite_total, self.step)
+        bar.set_postfix(loss=f"{out['loss'].item():.4f}", img_s=f"{speed:.0f}", lr=f"{lr:.3g}")
+
+    # ---------------------------------------------------------------- validation
+    def validate(self, writer: SummaryWriter) -> dict[str, float]:
+        results: dict[str, float] = {}
+        monitored = None
+        for name, dataset in self.val_sets.items():
+            loader = builders.eval_loader(
+                dataset, self.charset, self.cfg.data.batch_size, self.cfg.data.num_workers
+            )
+            result = evaluate_batches(
+                self.model, loader, self.charset, self.device, keep_images=self.tcfg.val_images
+            )
+            summary = result.totals.summary()
+            for metric in ("word_accuracy", "one_minus_ned", "cer"):
+                writer.add_scalar(f"val/{name}/{metric}", summary[metric], self.step)
+                results[f"{name}/{metric}"] = summary[metric]
+            shown = result.readings[: self.tcfg.val_examples]
+            lines = "\n".join(
+                f"  {r.truth:>25} | {r.prediction:<25} | {r.confidence:.3f}" for r in shown
+            )
+            tqdm.write(
+                f"[step {self.step}] {name}: word acc {summary['word_accuracy']:.2%}, "
+                f"1-NED {summary['one_minus_ned']:.3f} ({summary['samples']} samples)\n"
+                f"  {'gt':>25} | {'prediction':<25} | confidence\n{lines}"
+            )
+            captions = [f"{r.prediction} | {r.truth}" for r in result.readings]
+            add_grid(writer, f"val/{name}/images", result.images, captions, self.step)
+            if monitored is None:
+                monitored = summary[self.tcfg.monitor]
+        if monitored is not None and monitored > self.best:
+            self.best = monitored
+            self.save("best.ckpt")
+            log.info("new best %s %.4f at step %d", self.tcfg.monitor, monitored, self.step)
+        writer.flush()
+        return results

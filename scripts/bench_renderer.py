@@ -1,0 +1,41 @@
+"""Single-process throughput of the synthetic renderer, to size DataLoader workers."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from ace_str.data.charset import Charset
+from ace_str.data.synth import SyntheticWordDataset
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--num", type=int, default=500)
+    parser.add_argument("--warmup", type=int, default=200)
+    parser.add_argument("--charset", default="lower36", help="charset preset name")
+    args = parser.parse_args(argv)
+
+    torch.set_num_threads(1)  # the figure is per DataLoader worker, which gets one core
+    try:
+        from ace_str.data.transforms import ResizeNormalize
+
+        transform, what = ResizeNormalize(height=32, width=100, channels=1), "render + 32x100"
+    except ImportError:
+        transform, what = None, "render only"
+    dataset = SyntheticWordDataset(
+        Charset(preset=args.charset), length=args.warmup + args.num, transform=transform
+    )
+    for index in range(args.warmup):  # opens fonts at the sizes in use
+        dataset[index]
+    start = time.perf_counter()
+    for index in range(args.warmup, args.warmup + args.num):
+        dataset[index]
+    rate = args.num / (time.perf_counter() - start)
+    print(f"renderer: {rate:.0f} images/s on one core ({args.num} samples, {what})")
+
+
+if __name__ == "__main__":
+    main()
