@@ -1,0 +1,38 @@
+"""Shared helpers: tiny Hydra configs that train in seconds on the CPU."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+CONFIGS = str(Path(__file__).resolve().parents[1] / "configs")
+
+TINY = [
+    "model.backbone.channels=[4,8,8,8,16,16,16]",
+    "model.backbone.lstm_hidden=8",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "data.val_synth_size=8",
+    "data.synth.vocab_size=500",
+    "trainer.log_every=1",
+    "trainer.val_every=1000",
+    "trainer.ckpt_every=1000",
+    "trainer.val_images=2",
+    "trainer.num_threads=1",
+]
+
+
+def compose_config(name: str = "train", overrides: list[str] | None = None) -> DictConfig:
+    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
+        return compose(config_name=name, overrides=overrides or [])
+
+
+@pytest.fixture
+def tiny_config():
+    def make(*overrides: str, experiment: str = "crnn_ace") -> DictConfig:
+        return compose_config("train", [f"experiment={experiment}", *TINY, *overrides])
+
+    return make

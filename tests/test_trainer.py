@@ -1,0 +1,115 @@
+"""The engine: resume equals an uninterrupted run, checkpoints are atomic and safe to load."""
+
+import signal
+
+import pytest
+import torch
+
+from ace_str.engine.checkpoint import load_checkpoint, save_checkpoint
+from ace_str.engine.trainer import Trainer
+
+
+def weights(trainer: Trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.model.state_dict().items()}
+
+
+def interrupt_at(trainer: Trainer, step: int) -> None:
+    """Deliver the SIGTERM path (save, then stop) right after ``step``, as a scheduler would."""
+    original = trainer.train_step
+
+    def wrapped(batch):
+        out = original(batch)
+        if trainer.step + 1 == step:
+            trainer._on_signal(signal.SIGTERM, None)
+        return out
+
+    trainer.train_step = wrapped
+
+
+@pytest.mark.parametrize(
+    "schedule", [["optimizer=adadelta"], ["optimizer=adamw", "scheduler=onecycle"]]
+)
+def test_resume_gives_the_same_weights(tiny_config, tmp_path, schedule):
+    overrides = ["trainer.max_steps=6", *schedule]
+    straight = Trainer(tiny_config(*overrides), tmp_path / "straight")
+    straight.fit()
+
+    first = Trainer(tiny_config(*overrides), tmp_path / "first")
+    interrupt_at(first, 3)
+    first.fit()
+    saved = load_checkpoint(tmp_path / "first" / "last.ckpt")
+    assert saved["step"] == 3
+
+    resumed = Trainer(
+        tiny_config(*overrides, f"ckpt_path={tmp_path / 'first' / 'last.ckpt'}"),
+        tmp_path / "second",
+    )
+    resumed.fit()
+    assert resumed.step == 6
+    a, b = weights(straight), weights(resumed)
+    assert a.keys() == b.keys()
+    for name in a:
+        assert torch.equal(a[name], b[name]), name
+
+
+def test_run_writes_checkpoints_and_tensorboard(tiny_config, tmp_path):
+    trainer = Trainer(tiny_config("trainer.max_steps=2", "trainer.val_every=2"), tmp_path)
+    trainer.fit()
+    assert (tmp_path / "last.ckpt").is_file() and (tmp_path / "best.ckpt").is_file()
+    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    state = load_checkpoint(tmp_path / "best.ckpt")
+    assert state["step"] == 2
+    assert state["config"]["model"]["_target_"].endswith("Recognizer")
+    assert state["charset"] == list("0123456789abcdefghijklmnopqrstuvwxyz")
+
+
+def test_atomic_save_keeps_old_file_when_write_fails(tmp_path):
+    path = tmp_path / "last.ckpt"
+    save_checkpoint({"step": 1}, path)
+
+    class Unpicklable:
+        def __reduce__(self):
+            raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        save_checkpoint({"step": 2, "bad": Unpicklable()}, path)
+    assert load_checkpoint(path)["step"] == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left behind
+
+
+def test_checkpoint_with_code_is_refused(tmp_path):
+    import collections
+
+    path = tmp_path / "evil.ckpt"
+    torch.save({"x": collections.OrderedDict, "f": print}, path)  # pickles callables
+    with pytest.raises(RuntimeError, match="cannot load checkpoint"):
+        load_checkpoint(path)
+    with pytest.raises(FileNotFoundError, match="nope.ckpt"):
+        load_checkpoint(tmp_path / "nope.ckpt")
+
+
+def test_wrong_model_checkpoint_is_one_clear_error(tiny_config, tmp_path):
+    Trainer(tiny_config("trainer.max_steps=1"), tmp_path / "a").fit()
+    other = tiny_config(
+        "model.backbone.lstm_hidden=12", f"ckpt_path={tmp_path / 'a' / 'last.ckpt'}"
+    )
+    with pytest.raises(RuntimeError, match="another model or charset"):
+        Trainer(other, tmp_path / "b").fit()
+
+
+def test_nonfinite_losses_are_skipped_then_stop(tiny_config, tmp_path):
+    trainer = Trainer(
+        tiny_config("trainer.max_steps=5", "trainer.max_nonfinite_in_row=3"), tmp_path
+    )
+    original = trainer.model.head.loss
+
+    def nan_loss(*args):
+        out = original(*args)
+        out["loss"] = out["loss"] * float("nan")
+        return out
+
+    trainer.model.head.loss = nan_loss
+    with pytest.raises(RuntimeError, match="3 non-finite loss"):
+        trainer.fit()
+    assert trainer.nonfinite_total == 3
+    assert load_checkpoint(tmp_path / "last.ckpt")["step"] == 0
