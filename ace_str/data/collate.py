@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
+import os
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
@@ -14,14 +17,54 @@ from ace_str.data.charset import Charset
 log = logging.getLogger(__name__)
 
 
+class Skip(NamedTuple):
+    """One sample a dataset could not use: where it came from, its key and why."""
+
+    source: str
+    key: str
+    reason: str
+
+
+# Skips met by ``__getitem__`` in this process, waiting for the next collate. A DataLoader worker
+# loads a batch's samples and collates them in the same process, so the Collator drains exactly
+# the skips of its batch and ships them to the main process inside the Batch. Datasets keep
+# returning None for a skipped sample (their public contract).
+_PENDING: list[Skip] = []
+_PENDING_PID = os.getpid()
+
+
+def record_skip(source: str, key: str, reason: str) -> None:
+    """Note a skipped sample for the next batch collated in this process."""
+    global _PENDING_PID
+    if _PENDING_PID != os.getpid():  # a forked worker: the parent's pending skips are not ours
+        _PENDING.clear()
+        _PENDING_PID = os.getpid()
+    _PENDING.append(Skip(str(source), str(key), reason))
+
+
+def drain_skips() -> list[Skip]:
+    """The skips recorded in this process since the last drain."""
+    if _PENDING_PID != os.getpid():
+        return []
+    taken = list(_PENDING)
+    _PENDING.clear()
+    return taken
+
+
 @dataclass
 class Batch:
-    """Images ``(B, C, H, W)``, blank-padded targets ``(B, L)``, lengths ``(B,)`` and texts."""
+    """Images ``(B, C, H, W)``, blank-padded targets ``(B, L)``, lengths ``(B,)`` and texts.
+
+    ``skipped`` lists the samples dropped while loading this batch (counted by the trainer);
+    ``sources`` counts kept samples per named source when the dataset tags them (mixing).
+    """
 
     images: Tensor
     targets: Tensor
     target_lengths: Tensor
     texts: list[str]
+    skipped: list[Skip] = field(default_factory=list)
+    sources: Counter = field(default_factory=Counter)
 
     def __len__(self) -> int:
         return len(self.texts)
@@ -45,25 +88,42 @@ class Batch:
 
 
 class Collator:
-    """DataLoader ``collate_fn``: drops None (corrupt) samples, stacks and encodes the rest.
+    """DataLoader ``collate_fn``: drops None (skipped) samples, stacks and encodes the rest.
 
-    Returns None when every sample of a batch was None; the training loop skips those.
-    ``encode_targets=False`` batches raw labels for scoring, where no targets are needed.
-    ``dropped`` counts in the process that collates (each worker has its own copy).
+    Returns None when every sample of a batch was None; the training loop skips those, and the
+    skips recorded meanwhile travel with the next batch of this process. Samples may be
+    ``(image, text)`` or ``(image, text, source)`` (see ``ace_str.data.mixing``).
+    ``max_label_length`` drops (and records) labels longer than the model can emit, a last
+    guard so one bad label cannot stop a run mid-epoch. ``encode_targets=False`` batches raw
+    labels for scoring, where no targets are needed. ``dropped`` counts in the collating process.
     """
 
-    def __init__(self, charset: Charset, encode_targets: bool = True) -> None:
+    def __init__(
+        self, charset: Charset, encode_targets: bool = True, max_label_length: int | None = None
+    ) -> None:
         self.charset = charset
         self.encode_targets = encode_targets
+        self.max_label_length = max_label_length
         self.dropped = 0
 
-    def __call__(self, samples: Sequence[tuple[Tensor, str] | None]) -> Batch | None:
-        kept = [s for s in samples if s is not None]
+    def _usable(self, sample) -> bool:
+        if sample is None:
+            return False
+        text = sample[1]
+        if self.encode_targets and self.max_label_length and len(text) > self.max_label_length:
+            source = sample[2] if len(sample) > 2 else "batch"
+            record_skip(source, repr(text[:40]), "too_long")
+            return False
+        return True
+
+    def __call__(self, samples: Sequence[tuple | None]) -> Batch | None:
+        kept = [s for s in samples if self._usable(s)]
         self.dropped += len(samples) - len(kept)
         if not kept:
-            log.warning("a batch of %d samples held only corrupt samples", len(samples))
+            log.warning("a batch of %d samples held only skipped samples", len(samples))
             return None
-        images, texts = zip(*kept, strict=True)
+        images, texts = [s[0] for s in kept], [s[1] for s in kept]
+        sources = Counter(s[2] for s in kept if len(s) > 2)
         if not all(isinstance(image, Tensor) for image in images):
             raise TypeError("Collator needs tensor images: give the dataset a transform")
         if self.encode_targets:
@@ -71,4 +131,4 @@ class Collator:
         else:  # evaluation on raw ground truth: texts only, which may hold any symbol
             targets = torch.zeros(len(texts), 0, dtype=torch.long)
             lengths = torch.zeros(len(texts), dtype=torch.long)
-        return Batch(torch.stack(images), targets, lengths, list(texts))
+        return Batch(torch.stack(images), targets, lengths, texts, drain_skips(), sources)

@@ -24,6 +24,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ace_str.data.charset import Charset, FilterStats
+from ace_str.data.collate import record_skip
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +149,9 @@ class LmdbDataset(Dataset):
 
     ``root`` is an LMDB folder, a folder with LMDBs below it, or a list of those.
     ``__getitem__`` returns ``(transform(image) or PIL image, label)``, or None when the image
-    bytes are missing or undecodable (counted in ``corrupt``); drop those in the collate.
+    bytes are missing, empty, undecodable, smaller than ``min_image_side`` pixels or refused by
+    the transform (counted in ``corrupt`` and recorded with key and reason for the trainer);
+    drop those in the collate. Unreadable labels are dropped, and counted, at init.
     """
 
     def __init__(
@@ -158,6 +161,7 @@ class LmdbDataset(Dataset):
         max_label_length: int = 25,
         transform: Callable[[Image.Image], Any] | None = None,
         filter_labels: bool = True,
+        min_image_side: int = 2,
     ) -> None:
         if max_label_length <= 0:
             raise ValueError(f"max_label_length must be positive, got {max_label_length}")
@@ -168,6 +172,8 @@ class LmdbDataset(Dataset):
         self.max_label_length = max_label_length
         self.transform = transform
         self.filter_labels = filter_labels
+        self.min_image_side = min_image_side
+        self._warned: set[tuple[str, int]] = set()
         self.stats: list[SourceStats] = []
         # Kept 1-based keys per LMDB as int arrays: a list of strings for ~9M MJSynth samples
         # would cost gigabytes and be copied into every worker.
@@ -228,19 +234,47 @@ class LmdbDataset(Dataset):
         start = self._ends[source - 1] if source else 0
         key = int(self._keys[source][index - start])
         with shared_env(self.paths[source]).begin(write=False) as txn:
-            label = txn.get(b"label-%09d" % key).decode("utf-8")
+            label = txn.get(b"label-%09d" % key)
             data = txn.get(b"image-%09d" % key)
         stats = self.stats[source]
-        # Normalising again is deterministic, so this matches the label kept at init.
-        text = filter_label(
-            label, self.charset, self.max_label_length, SourceStats(""), self.filter_labels
-        )
         try:
+            # Normalising again is deterministic, so this matches the label kept at init.
+            text = filter_label(
+                label.decode("utf-8"),
+                self.charset,
+                self.max_label_length,
+                SourceStats(""),
+                self.filter_labels,
+            )
+            if text is None:
+                raise _Unusable("label_filtered")
             if data is None:
-                raise ValueError("image key missing")
+                raise _Unusable("missing_image")
+            if not data:
+                raise _Unusable("empty_image")
             image = decode_image(data)
+            if min(image.size) < self.min_image_side:
+                raise _Unusable("tiny_image")
+            sample = self.transform(image) if self.transform else image
+        except _Unusable as err:
+            return self._skip(stats, key, str(err), "")
+        except (AttributeError, UnicodeDecodeError):  # the label vanished or changed since init
+            return self._skip(stats, key, "bad_label", "")
         except IMAGE_ERRORS as err:
-            stats.corrupt += 1
-            log.warning("%s: corrupt image-%09d skipped (%s)", stats.path, key, err)
-            return None
-        return (self.transform(image) if self.transform else image), text
+            return self._skip(stats, key, "corrupt_image", err)
+        except Exception as err:  # a decodable image the transform cannot handle (odd mode)
+            return self._skip(stats, key, "transform_error", err)
+        return sample, text
+
+    def _skip(self, stats: SourceStats, key: int, reason: str, err: object) -> None:
+        """Count, record for the trainer (see ``record_skip``) and log one unusable record."""
+        stats.corrupt += 1
+        record_skip(stats.path, f"image-{key:09d}", reason)
+        if (stats.path, key) not in self._warned:  # once per record and process, not per epoch
+            self._warned.add((stats.path, key))
+            log.warning("%s: image-%09d skipped: %s %s", stats.path, key, reason, err)
+        return None
+
+
+class _Unusable(Exception):
+    """A record ``__getitem__`` skips; the message is the reason counted."""

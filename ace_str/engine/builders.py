@@ -15,7 +15,9 @@ from ace_str.data.charset import Charset
 from ace_str.data.collate import Collator
 from ace_str.data.folder import find_datasets, open_dataset  # noqa: F401 (re-exported)
 from ace_str.data.lmdb import LmdbDataset
+from ace_str.data.mixing import MixedDataset, build_mixed_dataset
 from ace_str.data.sampler import ResumableSampler
+from ace_str.data.shuffle import ShuffledLabels
 from ace_str.models.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
@@ -46,14 +48,30 @@ def resolve_device(name: str) -> torch.device:
 def build_train_dataset(cfg: DictConfig, charset: Charset) -> tuple[Dataset, bool]:
     """LMDB roots when configured, else the synthetic renderer; also whether to shuffle."""
     transform = build_transform(cfg)
+    if cfg.data.get("train_sources"):  # several sources mixed by ratio; see data/mixing.py
+        wrap = lambda dataset: shuffle_labels(dataset, cfg)  # noqa: E731
+        sources = cfg.data.train_sources
+        length = cfg.data.max_label_length
+        return build_mixed_dataset(sources, cfg.data.synth, charset, length, transform, wrap), True
     roots = list(cfg.data.train_roots or [])
     if roots:
         missing = [r for r in roots if not Path(r).exists()]
         if missing:
             raise FileNotFoundError(f"data.train_roots: no such folder: {', '.join(missing)}")
         dataset = LmdbDataset(roots, charset, cfg.data.max_label_length, transform)
-        return dataset, True
-    return instantiate(cfg.data.synth, charset=charset, transform=transform), False
+        return shuffle_labels(dataset, cfg), True
+    synth = instantiate(cfg.data.synth, charset=charset, transform=transform)
+    return shuffle_labels(synth, cfg), False
+
+
+def shuffle_labels(dataset: Dataset, cfg: DictConfig) -> Dataset:
+    """Scrambles the character order of a ``data.shuffle_ratio`` share of training labels
+    (paper Fig. 4); validation and evaluation sets are never wrapped."""
+    ratio = cfg.data.get("shuffle_ratio", 0.0) or 0.0
+    if ratio == 0.0:
+        return dataset
+    log.info("training labels: %.0f%% with shuffled character order", 100 * ratio)
+    return ShuffledLabels(dataset, ratio, cfg.seed)
 
 
 def build_val_datasets(cfg: DictConfig, charset: Charset) -> dict[str, Dataset]:
@@ -77,17 +95,31 @@ def build_val_datasets(cfg: DictConfig, charset: Charset) -> dict[str, Dataset]:
 
 
 def train_loader(
-    dataset: Dataset, cfg: DictConfig, charset: Charset, shuffle: bool, start_sample: int
+    dataset: Dataset,
+    cfg: DictConfig,
+    charset: Charset,
+    shuffle: bool,
+    start_sample: int,
+    rank: int = 0,
+    world_size: int = 1,
 ) -> DataLoader:
-    sampler = ResumableSampler(len(dataset), cfg.seed, shuffle, start_sample)
+    """Batches from global sample ``start_sample`` on; rank r of world_size reads its shard."""
+    batch_size = cfg.data.batch_size
+    if isinstance(dataset, MixedDataset):
+        batching = {
+            "batch_sampler": dataset.batch_sampler(
+                batch_size, cfg.seed, start_sample, rank, world_size
+            )
+        }
+    else:
+        sampler = ResumableSampler(len(dataset), cfg.seed, shuffle, start_sample, rank, world_size)
+        batching = {"batch_size": batch_size, "sampler": sampler, "drop_last": True}
     return DataLoader(
         dataset,
-        batch_size=cfg.data.batch_size,
-        sampler=sampler,
+        **batching,
         num_workers=cfg.data.num_workers,
-        collate_fn=Collator(charset),
+        collate_fn=Collator(charset, max_label_length=cfg.data.max_label_length),
         pin_memory=torch.cuda.is_available(),
-        drop_last=True,
         persistent_workers=False,
         prefetch_factor=4 if cfg.data.num_workers > 0 else None,
         # a private generator: creating the iterator must not draw from the global RNG,

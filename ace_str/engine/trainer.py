@@ -3,21 +3,23 @@
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import math
 import random
 import signal
 import time
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from ace_str.engine import builders
+from ace_str.engine import builders, distributed
 from ace_str.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ace_str.engine.tensorboard import add_grid
 from ace_str.evaluation.evaluator import evaluate_batches
@@ -37,7 +39,11 @@ class NonFiniteError(RuntimeError):
 class Trainer:
     """Builds the run from ``cfg`` and trains it for ``trainer.max_steps`` steps.
 
-    Everything written goes under ``output_dir`` (the Hydra run folder).
+    Everything written goes under ``output_dir`` (the Hydra run folder). Under torchrun each
+    rank trains a DistributedDataParallel replica on its shard of the stream (global batch =
+    ``data.batch_size`` x world size); rank 0 alone logs, validates and writes checkpoints.
+    ``self.model`` is always the bare module (its ``head``, its checkpoint keys); ``self.net``
+    is what the forward pass goes through (DDP or the same module).
     """
 
     def __init__(self, cfg: DictConfig, output_dir: str | Path) -> None:
@@ -45,14 +51,20 @@ class Trainer:
         self.tcfg = cfg.trainer
         self.output_dir = Path(output_dir)
         self.output_dir.mkdir(parents=True, exist_ok=True)
+        for stale in self.output_dir.glob(".*.ckpt.*.tmp"):  # a save cut short by SIGKILL
+            stale.unlink(missing_ok=True)
         if self.tcfg.num_threads:
             torch.set_num_threads(self.tcfg.num_threads)
         seed_everything(cfg.seed)
-        self.device = builders.resolve_device(cfg.device)
+        self.dist, self.device = distributed.setup(builders.resolve_device(cfg.device))
+        if self.dist.enabled:
+            self.cfg = cfg = self._scale_lr(cfg)
         self.charset = builders.build_charset(cfg)
         self.model = builders.build_model(cfg, self.charset).to(self.device)
+        self._check_label_length()
         if self.tcfg.channels_last:  # NHWC convolutions: about 1.4x faster on CPU here
             self.model = self.model.to(memory_format=torch.channels_last)
+        self.net = distributed.wrap(self.model, self.dist, self.device)
         self.optimizer = instantiate(cfg.optimizer)(self.model.parameters())
         self.scheduler = instantiate(cfg.scheduler)(self.optimizer)
         self.amp_dtype = self._amp_dtype()
@@ -66,9 +78,53 @@ class Trainer:
         self.best = -math.inf
         self.nonfinite_in_row = 0
         self.nonfinite_total = 0
+        self.skipped: Counter = Counter()  # samples dropped while loading, by reason
+        self.source_counts: Counter = Counter()  # samples trained on, by mixing source
+        self._logged_skips: Counter = Counter()
         self._stop_signal: int | None = None
+        self._resumed = False
+        self._writer: SummaryWriter | None = None
         params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %.2fM parameters, %s, device %s", params / 1e6, self.charset, self.device)
+        if self.dist.enabled:
+            log.info(
+                "rank %d of %d: global batch %d (%d per rank), lr %s (trainer.scale_lr=%s)",
+                self.dist.rank,
+                self.dist.world_size,
+                cfg.data.batch_size * self.dist.world_size,
+                cfg.data.batch_size,
+                cfg.optimizer.get("lr"),
+                self.tcfg.get("scale_lr", "none"),
+            )
+
+    def _scale_lr(self, cfg: DictConfig) -> DictConfig:
+        """A copy of ``cfg`` whose optimizer lr follows ``trainer.scale_lr`` for the world size
+        (schedules that read ``${optimizer.lr}``, like one-cycle's max_lr, follow it)."""
+        rule = self.tcfg.get("scale_lr", "none")
+        if "lr" not in cfg.optimizer:
+            return cfg
+        cfg = copy.deepcopy(cfg)
+        with open_dict(cfg):
+            cfg.optimizer.lr = distributed.scaled_lr(cfg.optimizer.lr, rule, self.dist.world_size)
+        self.tcfg = cfg.trainer
+        return cfg
+
+    def _check_label_length(self) -> None:
+        """Refuse, before training, a data.max_label_length the model cannot emit: a longer
+        label reaching the loss mid-epoch would stop the run (or be silently unlearnable)."""
+        data = self.cfg.data
+        probe = torch.zeros(1, data.channels, data.height, data.width, device=self.device)
+        was_training = self.model.training
+        self.model.eval()
+        with torch.no_grad():
+            logits = self.model(probe)
+        self.model.train(was_training)
+        frames = logits[0].numel() // logits.shape[-1]
+        if data.max_label_length > frames:
+            raise ValueError(
+                f"data.max_label_length={data.max_label_length} exceeds the {frames} frames this "
+                f"model emits for {data.height}x{data.width} images; lower it or widen the input"
+            )
 
     # ---------------------------------------------------------------- state
     def _amp_dtype(self) -> torch.dtype | None:
@@ -98,9 +154,10 @@ class Trainer:
         try:
             self.model.load_state_dict(state["model"])
         except RuntimeError as err:
+            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
             raise RuntimeError(
                 f"checkpoint {path} was trained with another model or charset than this "
-                f"config builds: {str(err).splitlines()[0]}"
+                f"config builds: {(lines[1:] or lines)[0][:300]}"
             ) from None
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -111,43 +168,72 @@ class Trainer:
         set_rng_state(state["rng"])
         log.info("resumed from %s at step %d", path, self.step)
 
-    def save(self, name: str) -> Path:
+    def save(self, name: str) -> Path | None:
+        """Rank 0 writes (atomically); other ranks hold the same weights and write nothing."""
+        if not self.dist.is_main:
+            return None
         return save_checkpoint(self.state_dict(), self.output_dir / name)
 
     # ---------------------------------------------------------------- loop
-    def fit(self) -> dict[str, float]:
-        if self.cfg.ckpt_path:
+    def resume(self) -> None:
+        """Load ``ckpt_path`` if set (once); ``fit`` calls it, or call it first to separate
+        setup errors (a wrong checkpoint) from training ones."""
+        if self.cfg.ckpt_path and not self._resumed:
             self.load(self.cfg.ckpt_path)
-        writer = SummaryWriter(str(self.output_dir / "tensorboard"))
+        self._resumed = True
+
+    def fit(self) -> dict[str, float]:
+        self.resume()
+        main = self.dist.is_main
+        writer = SummaryWriter(str(self.output_dir / "tensorboard")) if main else None
+        self._writer = writer
+        if writer is not None:
+            self._log_index_drops(writer)
+        world = self.dist.world_size
         loader = builders.train_loader(
             self.train_set,
             self.cfg,
             self.charset,
             self.shuffle,
-            self.batches_drawn * self.cfg.data.batch_size,
+            self.batches_drawn * self.cfg.data.batch_size * world,
+            self.dist.rank,
+            world,
         )
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         metrics: dict[str, float] = {}
         self.model.train()
-        bar = tqdm(total=self.tcfg.max_steps, initial=self.step, desc="train", dynamic_ncols=True)
+        bar = tqdm(
+            total=self.tcfg.max_steps,
+            initial=self.step,
+            desc="train",
+            dynamic_ncols=True,
+            disable=not main,
+        )
         window_start, window_images = time.perf_counter(), 0
         deadline = time.monotonic() + 60 * self.tcfg.max_minutes if self.tcfg.max_minutes else None
         try:
             for batch in loader:
-                if self.step >= self.tcfg.max_steps or self._stop_signal is not None:
-                    break
-                if deadline is not None and time.monotonic() > deadline:
-                    log.warning(
-                        "trainer.max_minutes=%s reached at step %d: stopping",
-                        self.tcfg.max_minutes,
-                        self.step,
-                    )
+                late = deadline is not None and time.monotonic() > deadline
+                done = self.step >= self.tcfg.max_steps or self._stop_signal is not None
+                # every rank must agree before DDP's collectives: stop, or skip an empty batch
+                stop, late, empty = distributed.any_rank(
+                    [done or late, late, batch is None], self.dist, self.device
+                )
+                if stop:
+                    if late:
+                        log.warning(
+                            "trainer.max_minutes=%s reached at step %d: stopping",
+                            self.tcfg.max_minutes,
+                            self.step,
+                        )
                     break
                 self.batches_drawn += 1
-                if batch is None:
+                if batch is not None:
+                    self._account(batch)
+                if empty:
                     continue
                 out = self.train_step(batch)
-                window_images += len(batch)
+                window_images += len(batch) * world
                 if out is None:
                     continue
                 self.step += 1
@@ -166,14 +252,42 @@ class Trainer:
             for s, handler in previous.items():
                 signal.signal(s, handler)
         self.save("last.ckpt")
-        writer.close()
+        if writer is not None:
+            writer.close()
         if self._stop_signal is not None:
             log.warning(
                 "stopped by signal %d at step %d; saved last.ckpt", self._stop_signal, self.step
             )
         else:
             log.info("finished %d steps; checkpoints in %s", self.step, self.output_dir)
+        self._log_skips()
+        distributed.barrier(self.dist)
+        distributed.cleanup(self.dist)
         return metrics
+
+    def _account(self, batch) -> None:
+        """Count what loading this batch skipped (records come from the workers inside the
+        batch) and which mixing sources fed it."""
+        self.source_counts.update(batch.sources)
+        for skip in batch.skipped:
+            self.skipped[skip.reason] += 1
+            log.debug("skipped %s %s: %s", skip.source, skip.key, skip.reason)
+
+    def _log_index_drops(self, writer: SummaryWriter) -> None:
+        """Records dropped while indexing the training LMDBs (bad labels), by reason."""
+        datasets = getattr(self.train_set, "sources", [self.train_set])
+        dropped: Counter = Counter()
+        for dataset in datasets:
+            for stats in getattr(getattr(dataset, "dataset", dataset), "stats", None) or []:
+                dropped.update(stats.dropped)
+        for reason, count in sorted(dropped.items()):
+            writer.add_scalar(f"data/dropped_at_index/{reason}", count, self.step)
+        if dropped:
+            log.info("training records dropped at indexing: %s", _counts(dropped))
+
+    def _log_skips(self) -> None:
+        if self.skipped:
+            log.warning("samples skipped while loading (this rank): %s", _counts(self.skipped))
 
     def _on_signal(self, signum: int, frame) -> None:
         """SIGTERM (what schedulers send) or Ctrl-C: finish the step, save, then stop."""
@@ -187,14 +301,16 @@ class Trainer:
             else contextlib.nullcontext()
         )
         with autocast:
-            logits = self.model(batch.images, batch.targets)
+            logits = self.net(batch.images, batch.targets)
             out = self.model.head.loss(logits, batch.targets, batch.target_lengths)
         loss = out["loss"]
         self.optimizer.zero_grad(set_to_none=True)
-        if not torch.isfinite(loss):
+        (nonfinite,) = distributed.any_rank([not torch.isfinite(loss)], self.dist, self.device)
+        if nonfinite:
             return self._skip_nonfinite("loss")
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)
+        # after backward the gradients are all-reduced, so every rank sees the same norm
         grad_norm = torch.nn.utils.clip_grad_norm_(
             self.model.parameters(), self.tcfg.grad_clip or float("inf")
         )
@@ -219,6 +335,9 @@ class Trainer:
         )
         if self.nonfinite_in_row >= self.tcfg.max_nonfinite_in_row:
             self.save("last.ckpt")
+            if self._writer is not None:  # the count that stopped the run, not the last logged
+                self._writer.add_scalar("train/nonfinite_steps", self.nonfinite_total, self.step)
+                self._writer.close()
             raise NonFiniteError(
                 f"{self.nonfinite_in_row} non-finite {what}s in a row at step {self.step} "
                 f"(trainer.max_nonfinite_in_row={self.tcfg.max_nonfinite_in_row}); the last "
@@ -226,17 +345,40 @@ class Trainer:
             )
         return None
 
-    def _log_train(self, writer: SummaryWriter, out: dict, speed: float, bar: tqdm) -> None:
+    def _log_train(self, writer: SummaryWriter | None, out: dict, speed: float, bar: tqdm) -> None:
+        skipped = distributed.sum_counts(self.skipped, self.dist)
+        sources = distributed.sum_counts(self.source_counts, self.dist)
+        if writer is None:
+            return
         lr = self.optimizer.param_groups[0]["lr"]
         for name, value in out.items():
             writer.add_scalar(f"train/{name}", float(value.detach()), self.step)
         writer.add_scalar("train/lr", lr, self.step)
         writer.add_scalar("train/images_per_second", speed, self.step)
         writer.add_scalar("train/nonfinite_steps", self.nonfinite_total, self.step)
+        writer.add_scalar("data/skipped/total", sum(skipped.values()), self.step)
+        for reason, count in skipped.items():
+            writer.add_scalar(f"data/skipped/{reason}", count, self.step)
+        for name, count in sources.items():
+            writer.add_scalar(f"data/source_samples/{name}", count, self.step)
+        if skipped != self._logged_skips:
+            log.warning("step %d: samples skipped so far: %s", self.step, _counts(skipped))
+            self._logged_skips = skipped
+        if sources and self.step % (self.tcfg.log_every * 10) == 0:
+            log.info("step %d: samples per source: %s", self.step, _counts(sources))
         bar.set_postfix(loss=f"{out['loss'].item():.4f}", img_s=f"{speed:.0f}", lr=f"{lr:.3g}")
 
     # ---------------------------------------------------------------- validation
-    def validate(self, writer: SummaryWriter) -> dict[str, float]:
+    def validate(self, writer: SummaryWriter | None) -> dict[str, float]:
+        """Rank 0 validates the bare model while the other ranks wait at a barrier: the sets
+        are small, and one process scoring them all gives exactly the single-process numbers."""
+        results: dict[str, float] = {}
+        if self.dist.is_main:
+            results = self._validate(writer)
+        distributed.barrier(self.dist)
+        return results
+
+    def _validate(self, writer: SummaryWriter) -> dict[str, float]:
         results: dict[str, float] = {}
         monitored = None
         for name, dataset in self.val_sets.items():
@@ -269,3 +411,7 @@ class Trainer:
             log.info("new best %s %.4f at step %d", self.tcfg.monitor, monitored, self.step)
         writer.flush()
         return results
+
+
+def _counts(counter: Counter) -> str:
+    return ", ".join(f"{k}: {v}" for k, v in sorted(counter.items())) or "none"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -18,6 +18,7 @@ class Reading:
     truth: str
     prediction: str
     confidence: float
+    key: str = ""  # image path or index, when the batch carries ``keys``
 
 
 @dataclass
@@ -27,12 +28,20 @@ class EvalResult:
     images: list[torch.Tensor] = field(default_factory=list)
 
 
+# Sees each batch with its logits and free readings (e.g. lexicon-constrained decoding).
+BatchHook = Callable[[Batch, torch.Tensor, list[str], list[float]], None]
+
+
+def decode_logits(model: nn.Module, logits: torch.Tensor, charset: Charset):
+    """Texts and confidences from a model's logits."""
+    sequences, confidence = model.head.decode(logits)
+    return [charset.decode(s) for s in sequences], confidence.tolist()
+
+
 @torch.inference_mode()
 def read_batch(model: nn.Module, images: torch.Tensor, charset: Charset):
     """Texts and confidences for a batch of preprocessed images."""
-    logits = model(images)
-    sequences, confidence = model.head.decode(logits)
-    return [charset.decode(s) for s in sequences], confidence.tolist()
+    return decode_logits(model, model(images), charset)
 
 
 @torch.inference_mode()
@@ -44,8 +53,12 @@ def evaluate_batches(
     protocol: str = "standard",
     keep_readings: bool = True,
     keep_images: int = 0,
+    on_batch: BatchHook | None = None,
 ) -> EvalResult:
-    """Scores under ``protocol`` (both sides normalised alike); keeps readings for reports."""
+    """Scores under ``protocol`` (both sides normalised alike); keeps readings for reports.
+
+    ``on_batch`` gets every batch with its logits, so extra decodings need no second pass.
+    """
     was_training = model.training
     model.eval()
     result = EvalResult()
@@ -53,14 +66,18 @@ def evaluate_batches(
         for batch in batches:
             if batch is None:
                 continue
-            texts, confidences = read_batch(model, batch.images.to(device), charset)
+            logits = model(batch.images.to(device, non_blocking=True))
+            texts, confidences = decode_logits(model, logits, charset)
+            if on_batch is not None:
+                on_batch(batch, logits, texts, confidences)
             preds = [normalize_text(t, protocol) for t in texts]
             truths = [normalize_text(t, protocol) for t in batch.texts]
             result.totals.update(preds, truths, confidences)
             if keep_readings:
+                keys = getattr(batch, "keys", None) or [""] * len(batch)
                 result.readings.extend(
-                    Reading(g, p, c)
-                    for g, p, c in zip(batch.texts, texts, confidences, strict=True)
+                    Reading(g, p, c, k)
+                    for g, p, c, k in zip(batch.texts, texts, confidences, keys, strict=True)
                 )
             if len(result.images) < keep_images:
                 result.images.extend(batch.images[: keep_images - len(result.images)].cpu())

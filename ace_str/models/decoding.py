@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+from collections import defaultdict
+
 import torch
 from torch import Tensor
 
@@ -54,3 +57,48 @@ def ctc_greedy_decode(logits: Tensor) -> tuple[list[list[int]], Tensor]:
     log_conf = torch.where(keep, best_prob.clamp_min(1e-30).log(), torch.zeros_like(best_prob))
     confidence = torch.where(~keep.any(dim=1), best_prob.mean(dim=1), log_conf.sum(dim=1).exp())
     return sequences, confidence
+
+
+def _log_add(a: float, b: float) -> float:
+    if a == -math.inf:
+        return b
+    if b == -math.inf:
+        return a
+    high, low = (a, b) if a > b else (b, a)
+    return high + math.log1p(math.exp(low - high))
+
+
+def ctc_prefix_beam_search(logits: Tensor, beam_width: int) -> tuple[list[list[int]], Tensor]:
+    """CTC prefix beam search: keeps the ``beam_width`` most probable label prefixes, each scored
+    by the sum over every alignment that collapses to it (ending in a blank or not), so a label
+    spread over many weak frames can beat the single best path. Each frame extends the beams only
+    by its ``beam_width`` most probable symbols. Confidence is the best prefix's probability."""
+    if beam_width < 1:
+        raise ValueError(f"beam_width must be at least 1, not {beam_width}")
+    if logits.dim() != 3:
+        raise ValueError(f"CTC beam search expects logits (B, T, C), got {tuple(logits.shape)}")
+    log_probs = logits.detach().float().log_softmax(dim=-1).cpu()
+    width = min(beam_width, log_probs.shape[-1] - 1)
+    candidates = (log_probs[..., 1:].topk(width, dim=-1).indices + 1).tolist()
+    sequences, confidences = [], []
+    for frames, frame_candidates in zip(log_probs.tolist(), candidates, strict=True):
+        beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}
+        for row, symbols in zip(frames, frame_candidates, strict=True):
+            grown: dict[tuple[int, ...], list[float]] = defaultdict(lambda: [-math.inf, -math.inf])
+            for prefix, (p_blank, p_symbol) in beams.items():
+                total = _log_add(p_blank, p_symbol)
+                stay = grown[prefix]
+                stay[0] = _log_add(stay[0], total + row[BLANK])
+                if prefix:  # the last symbol repeated without a blank collapses into it
+                    stay[1] = _log_add(stay[1], p_symbol + row[prefix[-1]])
+                for symbol in symbols:
+                    longer = grown[(*prefix, symbol)]
+                    # a repeat is a new symbol only after a blank
+                    source = p_blank if prefix and symbol == prefix[-1] else total
+                    longer[1] = _log_add(longer[1], source + row[symbol])
+            ranked = sorted(grown.items(), key=lambda item: _log_add(*item[1]), reverse=True)
+            beams = {prefix: (p[0], p[1]) for prefix, p in ranked[:beam_width]}
+        best, (p_blank, p_symbol) = next(iter(beams.items()))
+        sequences.append(list(best))
+        confidences.append(math.exp(_log_add(p_blank, p_symbol)))
+    return sequences, torch.tensor(confidences, dtype=torch.float32)

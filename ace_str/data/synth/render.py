@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 BACKGROUNDS = ("flat", "gradient", "noise")
+CURVES = ("arc", "wave")
 
 
 @dataclass
@@ -39,6 +40,14 @@ class RenderConfig:
     perspective_prob: float = 0.3
     # Largest inward shift of each corner, as a fraction of the image height.
     perspective_strength: float = 0.15
+    # Curved baselines for 2D models: each column of the text is shifted vertically along an
+    # arc or a sine wave. Off by default; no random number is drawn while curve_prob is 0, so
+    # images rendered without curves are unchanged.
+    curve_prob: float = 0.0
+    curves: dict[str, float] = field(default_factory=lambda: {"arc": 0.5, "wave": 0.5})
+    # Largest vertical shift, as a fraction of the text height; wave periods across the word.
+    curve_amount: tuple[float, float] = (0.3, 1.0)
+    wave_cycles: tuple[float, float] = (0.5, 1.5)
     blur_prob: float = 0.3
     blur_radius: tuple[float, float] = (0.3, 1.2)
     noise_prob: float = 0.3
@@ -60,6 +69,9 @@ class RenderConfig:
         unknown = set(self.backgrounds) - set(BACKGROUNDS)
         if unknown or not any(w > 0 for w in self.backgrounds.values()):
             raise ValueError(f"backgrounds needs positive weights over {BACKGROUNDS}")
+        unknown = set(self.curves) - set(CURVES)
+        if unknown or not any(w > 0 for w in self.curves.values()):
+            raise ValueError(f"curves needs positive weights over {CURVES}")
         if self.min_contrast >= 21:
             raise ValueError("min_contrast must be below 21, the black-on-white maximum")
 
@@ -193,6 +205,28 @@ def _perspective(mask: Image.Image, rng: random.Random, strength: float) -> Imag
     return mask.transform(mask.size, Image.Transform.PERSPECTIVE, coeffs, Image.Resampling.BILINEAR)
 
 
+def _curve(mask: Image.Image, rng: random.Random, cfg: RenderConfig) -> Image.Image:
+    """Shift each column down by d(x) (an arc or a wave), piecewise linear over narrow strips."""
+    kinds = [k for k in CURVES if cfg.curves.get(k, 0) > 0]
+    (kind,) = rng.choices(kinds, [cfg.curves[k] for k in kinds])
+    w, h = mask.size
+    amount = rng.uniform(*cfg.curve_amount) * h
+    xs = np.unique(np.linspace(0, w, min(w, 32) + 1).round().astype(int))
+    if kind == "arc":
+        shift = rng.choice((-1.0, 1.0)) * amount * (1 - (2 * xs / w - 1) ** 2)
+    else:
+        cycles, phase = rng.uniform(*cfg.wave_cycles), rng.uniform(0, 2 * np.pi)
+        shift = amount * np.sin(2 * np.pi * cycles * xs / w + phase)
+    shift -= shift.min()
+    out_h = h + int(np.ceil(shift.max()))
+    # MESH maps each output rectangle to an input quad (NW, SW, SE, NE): input y = y - d(x).
+    mesh = [
+        ((x0, 0, x1, out_h), (x0, -d0, x0, out_h - d0, x1, out_h - d1, x1, -d1))
+        for x0, x1, d0, d1 in zip(xs[:-1], xs[1:], shift[:-1], shift[1:], strict=True)
+    ]
+    return mask.transform((w, out_h), Image.Transform.MESH, mesh, Image.Resampling.BILINEAR)
+
+
 def render_word(
     text: str, font_path: str | Path, rng: random.Random, cfg: RenderConfig
 ) -> Image.Image:
@@ -208,6 +242,8 @@ def render_word(
     mask = Image.new("L", (right - left + pad_l + pad_r, bottom - top + pad_t + pad_b), 0)
     ImageDraw.Draw(mask).text((pad_l - left, pad_t - top), text, fill=255, font=loaded.font)
 
+    if cfg.curve_prob > 0 and rng.random() < cfg.curve_prob:
+        mask = _curve(mask, rng, cfg)
     if rng.random() < cfg.rotation_prob:
         angle = rng.uniform(*cfg.rotation)
         mask = mask.rotate(angle, Image.Resampling.BILINEAR, expand=True)

@@ -1,0 +1,115 @@
+"""Placing a text image on the fixed canvas of a 2D model (Sec. 4.1.2: 96x100).
+
+``keep_ratio=False`` stretches every image over the whole canvas, the plain normalisation.
+Otherwise two modes. Without a counter the image is fitted into the canvas keeping its aspect
+ratio, so a short word fills it with huge characters; the paper reports that this "overloads"
+training.
+With a character counter the scale instead gives each character about ``char_size`` pixels of
+side, ``sqrt(area / count)`` in the original, capped so the image still fits. Either way the
+image is centred on a blank canvas of 0, the normalised mid-grey (as ResizeNormalize pads).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as F
+
+from ace_str.data.transforms import INTERPOLATIONS, to_8bit
+
+
+def canvas_scale(
+    width: int, height: int, canvas: tuple[int, int], count: int | None, char_size: float
+) -> float:
+    """Resize factor for a ``width`` x ``height`` image on a (height, width) ``canvas``.
+
+    ``count`` None: the largest factor that fits. Otherwise the factor giving each of ``count``
+    characters an area of ``char_size**2``, never larger than the fitting one.
+    """
+    fit = min(canvas[1] / width, canvas[0] / height)
+    if count is None:
+        return fit
+    per_char = math.sqrt(width * height / max(1, count))
+    return min(fit, char_size / per_char)
+
+
+class CanvasNormalize:
+    """PIL image -> (C, height, width) tensor in [-1, 1], the text centred on a blank canvas.
+
+    ``counter_checkpoint``: a checkpoint of ``experiment=char_counter_quick`` (or any CountHead
+    model); loaded lazily in each worker, never pickled. None selects the fitting fallback.
+    """
+
+    def __init__(
+        self,
+        height: int = 96,
+        width: int = 100,
+        channels: int = 3,
+        keep_ratio: bool = True,
+        counter_checkpoint: str | None = None,
+        char_size: float = 24.0,
+        interpolation: str = "bilinear",
+    ) -> None:
+        if height <= 0 or width <= 0:
+            raise ValueError(f"height and width must be positive, got {height}x{width}")
+        if channels not in (1, 3):
+            raise ValueError(f"channels must be 1 or 3, got {channels}")
+        if interpolation not in INTERPOLATIONS:
+            raise ValueError(
+                f"unknown interpolation {interpolation!r}; choose from {sorted(INTERPOLATIONS)}"
+            )
+        if char_size <= 0:
+            raise ValueError(f"char_size must be positive, got {char_size}")
+        self.height = height
+        self.width = width
+        self.channels = channels
+        self.keep_ratio = keep_ratio
+        self.counter_checkpoint = counter_checkpoint
+        self.char_size = char_size
+        self.interpolation = interpolation
+        self._counter = None
+
+    def __repr__(self) -> str:
+        return (
+            f"CanvasNormalize(height={self.height}, width={self.width}, channels={self.channels}, "
+            f"keep_ratio={self.keep_ratio}, counter_checkpoint={self.counter_checkpoint!r}, "
+            f"char_size={self.char_size})"
+        )
+
+    def __getstate__(self) -> dict:
+        state = self.__dict__.copy()
+        state["_counter"] = None  # each worker loads its own copy
+        return state
+
+    def count(self, image: Image.Image) -> int | None:
+        """The counter's character count, or None without a counter."""
+        if self.counter_checkpoint is None or not self.keep_ratio:
+            return None
+        if self._counter is None:
+            from ace_str.models.counter import CharCounter  # models import data, not back
+
+            self._counter = CharCounter(self.counter_checkpoint)
+        return self._counter(image)
+
+    def content_box(self, width: int, height: int, count: int | None) -> tuple[int, int, int, int]:
+        """(left, top, width, height) of the resized image on the canvas."""
+        if not self.keep_ratio:
+            return 0, 0, self.width, self.height
+        scale = canvas_scale(width, height, (self.height, self.width), count, self.char_size)
+        w = min(self.width, max(1, round(width * scale)))
+        h = min(self.height, max(1, round(height * scale)))
+        return (self.width - w) // 2, (self.height - h) // 2, w, h
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        image = to_8bit(image, self.channels)
+        left, top, w, h = self.content_box(*image.size, self.count(image))
+        image = F.resize(
+            image, [h, w], interpolation=INTERPOLATIONS[self.interpolation], antialias=True
+        )
+        content = F.to_dtype(F.to_image(image), torch.float32, scale=True)
+        content = F.normalize(content, mean=[0.5] * self.channels, std=[0.5] * self.channels)
+        canvas = torch.zeros(self.channels, self.height, self.width)
+        canvas[:, top : top + h, left : left + w] = content
+        return canvas

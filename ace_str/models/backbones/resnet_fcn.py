@@ -1,0 +1,102 @@
+"""ResNet FCN for 2D prediction (Sec. 4.1.2): conv1 3x3 stride 1, conv4_x (``layer3``) as output.
+
+Strides for the paper's 96x100 input: conv1 (3x3, stride 1) keeps 96x100; the 3x3 stride-2
+max-pool (padding 1) gives 48x50; layer1 keeps it; layer2 and layer3 each halve it with a
+stride-2 3x3 (or 1x1) convolution, floor((n - 1) / 2) + 1: 48x50 -> 24x25 -> 12x13. The total
+stride is 8, and the odd 25 rounds up to 13 through the padding, as the paper's (12, 13) map.
+layer4 and the classifier are dropped; the ACE head's per-cell Linear is the 1x1 convolution.
+
+The stages come from torchvision (its ``BasicBlock``/``Bottleneck`` and ``_make_layer``), built
+here so ``width`` can scale every stage for CPU runs and tests; weights are never downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import Tensor, nn
+from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
+
+# Blocks per stage of torchvision's resnet18/34/50/101/152 (layer4 is dropped).
+ARCHITECTURES: dict[int, tuple[type[nn.Module], tuple[int, int, int]]] = {
+    18: (BasicBlock, (2, 2, 2)),
+    34: (BasicBlock, (3, 4, 6)),
+    50: (Bottleneck, (3, 4, 6)),
+    101: (Bottleneck, (3, 4, 23)),
+    152: (Bottleneck, (3, 8, 36)),
+}
+
+
+class ResNetFCN(ResNet):
+    """Image (B, C, H, W) -> features (B, ceil(H/8), ceil(W/8), D); 96x100 -> 12x13.
+
+    ``width`` multiplies every stage's channels (64, 128, 256 at 1.0), so D is
+    ``256 * width * expansion`` (1024 for ResNet-101). ``blocks`` replaces the depth's blocks
+    per stage (e.g. [1, 1, 1] with depth 18's BasicBlock) for the shortest CPU runs.
+    ``max_pool=False`` drops the max-pool for a stride-4 map (24x25 from 96x100).
+    Subclassing torchvision's ResNet reuses its ``_make_layer``; its ``__init__`` is skipped
+    because it builds layer4 and fc at fixed width.
+    """
+
+    def __init__(
+        self,
+        depth: int = 101,
+        in_channels: int = 3,
+        width: float = 1.0,
+        max_pool: bool = True,
+        zero_init_residual: bool = False,
+        blocks: Sequence[int] | None = None,
+    ) -> None:
+        if depth not in ARCHITECTURES:
+            raise ValueError(f"ResNet depth must be one of {sorted(ARCHITECTURES)}, not {depth}")
+        if width <= 0:
+            raise ValueError(f"width must be positive, got {width}")
+        nn.Module.__init__(self)
+        block, layers = ARCHITECTURES[depth]
+        if blocks is not None:
+            layers = tuple(blocks)
+            if len(layers) != 3 or min(layers) < 1:
+                raise ValueError(f"blocks needs three positive counts (layer1-3), got {layers}")
+        planes = [max(1, round(64 * width * 2**i)) for i in range(3)]
+        # Attributes torchvision's _make_layer reads.
+        self._norm_layer = nn.BatchNorm2d
+        self.inplanes = planes[0]
+        self.dilation = 1
+        self.groups = 1
+        self.base_width = 64
+        self.conv1 = nn.Conv2d(in_channels, planes[0], 3, stride=1, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes[0])
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if max_pool else nn.Identity()
+        self.layer1 = self._make_layer(block, planes[0], layers[0])
+        self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
+        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
+        self.out_features = planes[2] * block.expansion
+        self.stride = 8 if max_pool else 4
+        self._init_weights(zero_init_residual)
+
+    def _init_weights(self, zero_init_residual: bool) -> None:
+        """torchvision's ResNet initialisation."""
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.constant_(m.weight, 1)
+                nn.init.constant_(m.bias, 0)
+        if zero_init_residual:
+            for m in self.modules():
+                if isinstance(m, Bottleneck):
+                    nn.init.constant_(m.bn3.weight, 0)
+                elif isinstance(m, BasicBlock):
+                    nn.init.constant_(m.bn2.weight, 0)
+
+    def map_size(self, height: int, width: int) -> tuple[int, int]:
+        """The (H, W) of the output map for an input size, without running the network."""
+        for _ in range(self.stride.bit_length() - 1):
+            height, width = (height - 1) // 2 + 1, (width - 1) // 2 + 1
+        return height, width
+
+    def forward(self, images: Tensor) -> Tensor:
+        x = self.relu(self.bn1(self.conv1(images)))
+        x = self.layer3(self.layer2(self.layer1(self.maxpool(x))))
+        return x.permute(0, 2, 3, 1)  # (B, H, W, D)

@@ -1,0 +1,1 @@
+"""Figures shared by training (TensorBoard) and evaluation (PNG reports)."""

@@ -1,0 +1,224 @@
+"""Table 5 of the ACE paper: parameters, runtime memory and time of CTC, attention and ACE.
+
+Each method goes forward and backward from given inputs (batch 64, T = 144 by default): CTC and
+ACE from the per-frame logits (B, T, C) to their gradient, the attention head (clovaai ``Attn``,
+hidden 256, teacher forcing over the padded label length) from the features (B, T, D) to their
+gradient and its parameters' gradients. Times are medians over repeats after a warm-up, all
+methods interleaved in one loop so load on a shared machine hits them alike.
+
+Memory is the peak of bytes allocated during one forward plus backward above what was allocated
+before it (inputs and parameters excluded; the gradient of the inputs included):
+``torch.cuda.max_memory_allocated`` on a GPU, on the CPU the running sum of the allocation and
+free events that ``torch.profiler`` records with ``profile_memory=True`` (each op's net
+allocation in start order, so a temporary allocated and freed inside one op is not seen).
+
+Also printed: fast ACE forward plus backward over one ``torch.softmax`` on the same logits (the
+2x bound of issue 7; median ratio of back-to-back pairs) and the composed-ops ACE likewise. Usage:
+``python scripts/bench_complexity.py [--classes 37 7357] [--repeats 11] [--device cpu]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+from ace_str.losses.ace import ACELoss
+from ace_str.models.heads.attention import AttentionHead
+from ace_str.models.heads.ctc import ctc_loss
+
+# Table 5 of Xie et al. (CVPR 2019), TITAN X, batch 64, T = 144: (para MB, mem MB, time ms)
+PAPER = {
+    37: {"CTC": ("none", "0.1", "3.1"), "Attention": ("2.8", "6.6", "78.9")},
+    7357: {"CTC": ("none", "47.8", "16.2"), "Attention": ("17.2", "143.6", "85.5")},
+}
+PAPER_ACE = {37: ("none", "0.02", "<0.1"), 7357: ("none", "4.2", "<0.1")}
+MB = 2**20
+
+
+def make_inputs(args: argparse.Namespace, classes: int, device: torch.device) -> dict:
+    gen = torch.Generator().manual_seed(0)
+    lengths = torch.randint(1, args.max_label + 1, (args.batch,), generator=gen)
+    targets = torch.randint(1, classes, (args.batch, args.max_label), generator=gen)
+    targets *= torch.arange(args.max_label) < lengths.unsqueeze(1)
+    logits = torch.randn(args.batch, args.frames, classes, generator=gen) * 2
+    features = torch.randn(args.batch, args.frames, args.features, generator=gen)
+    return {
+        "logits": logits.to(device).requires_grad_(True),
+        "features": features.to(device).requires_grad_(True),
+        "targets": targets.to(device),
+        "lengths": lengths.to(device),
+    }
+
+
+def methods(inputs: dict, classes: int, args: argparse.Namespace, device: torch.device) -> dict:
+    """name -> (parameters in MB or None, a closure doing forward plus backward)."""
+    logits, features = inputs["logits"], inputs["features"]
+    targets, lengths = inputs["targets"], inputs["lengths"]
+    ace, composed = ACELoss(), ACELoss(fast=False)
+    head = AttentionHead(args.features, classes, hidden_size=args.hidden).to(device)
+    head_params = [p for p in head.parameters()]
+
+    def run_ctc() -> None:
+        torch.autograd.grad(ctc_loss(logits, targets, lengths), logits)
+
+    def run_ace() -> None:
+        torch.autograd.grad(ace(logits, targets, lengths), logits)
+
+    def run_attention() -> None:
+        loss = head.loss(head(features, targets), targets, lengths)["loss"]
+        torch.autograd.grad(loss, [features, *head_params])
+
+    def run_composed() -> None:
+        torch.autograd.grad(composed(logits, targets, lengths), logits)
+
+    def run_softmax() -> None:
+        torch.softmax(logits.detach(), dim=-1)
+
+    head_mb = sum(p.numel() * p.element_size() for p in head_params) / MB
+    runs = {"CTC": (None, run_ctc), "ACE": (None, run_ace), "softmax": (None, run_softmax)}
+    if not args.no_attention:
+        runs["Attention"] = (head_mb, run_attention)
+    if not args.no_composed:
+        runs["ACE (composed ops)"] = (None, run_composed)
+    return runs
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def peak_memory_mb(fn: Callable[[], None], device: torch.device) -> float:
+    """Peak bytes allocated during ``fn`` above those allocated before it (see module doc)."""
+    if device.type == "cuda":
+        sync(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        base = torch.cuda.memory_allocated(device)
+        fn()
+        sync(device)
+        return (torch.cuda.max_memory_allocated(device) - base) / MB
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        fn()
+    # each op's own allocations net of its own frees, plus the frees outside ops ("[memory]"),
+    # in start order: a temporary freed inside one op is not seen
+    current = peak = 0
+    for event in sorted(prof.events(), key=lambda e: e.time_range.start):
+        current += (
+            event.cpu_memory_usage if event.name == "[memory]" else event.self_cpu_memory_usage
+        )
+        peak = max(peak, current)
+    return peak / MB
+
+
+def median_times_ms(runs: dict, repeats: int, warmup: int, device: torch.device) -> dict:
+    """All closures once per round, interleaved, so machine load falls on each alike."""
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    for round_ in range(warmup + repeats):
+        for name, (_, fn) in runs.items():
+            sync(device)
+            start = time.perf_counter()
+            fn()
+            sync(device)
+            if round_ >= warmup:
+                times[name].append((time.perf_counter() - start) * 1e3)
+    return {name: statistics.median(values) for name, values in times.items()}
+
+
+def softmax_ratio(runs: dict, repeats: int, device: torch.device) -> tuple[float, float]:
+    """Median over pairs run back to back of (ACE forward plus backward) / softmax, and the
+    same for the composed-ops ACE (nan when left out): the 2x bound of issue 7."""
+    pairs: dict[str, list[float]] = {"ACE": [], "ACE (composed ops)": []}
+    for _ in range(repeats):
+        for name, ratios in pairs.items():
+            if name not in runs:
+                continue
+            took = []
+            for fn in (runs["softmax"][1], runs[name][1]):
+                sync(device)
+                start = time.perf_counter()
+                fn()
+                sync(device)
+                took.append(time.perf_counter() - start)
+            ratios.append(took[1] / took[0])
+    return tuple(statistics.median(r) if r else float("nan") for r in pairs.values())
+
+
+def fmt(value: float) -> str:
+    return f"{value:.3g}" if value < 100 else f"{value:.0f}"
+
+
+def table(classes: int, runs: dict, mem: dict, ms: dict) -> list[str]:
+    paper = {**PAPER[classes], "ACE": PAPER_ACE[classes]} if classes in PAPER else {}
+    rows = [
+        f"| {classes} classes | Para (MB) | Mem (MB) | Time (ms) | Mem / CTC | Time / CTC "
+        "| paper Para / Mem / Time |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in ("CTC", "Attention", "ACE", "ACE (composed ops)"):
+        if name not in runs:
+            continue
+        para = runs[name][0]
+        rows.append(
+            f"| {name} | {'none' if para is None else fmt(para)} | {fmt(mem[name])} "
+            f"| {fmt(ms[name])} | {mem[name] / mem['CTC']:.2f} | {ms[name] / ms['CTC']:.2f} "
+            f"| {' / '.join(paper.get(name, ('-',) * 3))} |"
+        )
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--classes", type=int, nargs="+", default=[37, 7357])
+    parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--frames", type=int, default=144)
+    parser.add_argument("--max-label", type=int, default=25)
+    parser.add_argument("--features", type=int, default=256, help="feature width D")
+    parser.add_argument("--hidden", type=int, default=256, help="attention hidden size")
+    parser.add_argument("--repeats", type=int, default=11)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--ratio-repeats", type=int, default=31, help="softmax/ACE pairs")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--no-attention", action="store_true")
+    parser.add_argument("--no-composed", action="store_true")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(
+        f"device {where}, {torch.get_num_threads()} threads, torch {torch.__version__}; batch "
+        f"{args.batch}, T = {args.frames}, labels 1..{args.max_label}, features {args.features}; "
+        f"median of {args.repeats} after {args.warmup} warm-up"
+    )
+    print("memory: peak allocated above the start during forward plus backward, input grads in")
+    summary = []
+    for classes in args.classes:
+        inputs = make_inputs(args, classes, device)
+        runs = methods(inputs, classes, args, device)
+        for _, fn in runs.values():
+            fn()
+        mem = {name: peak_memory_mb(fn, device) for name, (_, fn) in runs.items()}
+        ms = median_times_ms(runs, args.repeats, args.warmup, device)
+        ratio, composed_ratio = softmax_ratio(runs, args.ratio_repeats, device)
+        print()
+        print("\n".join(table(classes, runs, mem, ms)))
+        logits_mb = inputs["logits"].numel() * 4 / MB
+        line = (
+            f"{classes} classes: ACE / softmax = {ratio:.2f} (fast; composed ops "
+            f"{composed_ratio:.2f}; median over {args.ratio_repeats} back-to-back pairs); "
+            f"ACE / CTC time {ms['ACE'] / ms['CTC']:.2f}, memory {mem['ACE'] / mem['CTC']:.2f}; "
+            f"ACE memory {mem['ACE'] / logits_mb:.2f} x the logits ({fmt(logits_mb)} MB)"
+        )
+        summary.append(line)
+    print()
+    print("\n".join(summary))
+
+
+if __name__ == "__main__":
+    main()

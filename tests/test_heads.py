@@ -1,0 +1,289 @@
+"""CTC, attention and CTC+ACE heads, CTC beam search, label-order shuffling, and that training,
+validation and evaluate.py run with each head."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ace_str.data.shuffle import ShuffledLabels
+from ace_str.data.tokenizer import EOS, AttentionTokenizer
+from ace_str.engine import builders
+from ace_str.engine.trainer import Trainer
+from ace_str.evaluation.run import evaluate_checkpoint, load_model
+from ace_str.losses.ace import ACELoss
+from ace_str.models.decoding import ctc_greedy_decode, ctc_prefix_beam_search
+from ace_str.models.heads.attention import AttentionHead
+from ace_str.models.heads.ctc import CTCHead
+from ace_str.models.heads.ctc_ace import CTCACEHead
+from tests.conftest import compose_config
+from tests.test_evaluate import write_folder
+
+
+def one_hot_logits(frames: list[int], classes: int = 6) -> torch.Tensor:
+    logits = torch.full((1, len(frames), classes), -10.0)
+    for t, k in enumerate(frames):
+        logits[0, t, k] = 10.0
+    return logits
+
+
+def batch_targets(labels: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
+    lengths = torch.tensor([len(x) for x in labels])
+    targets = torch.zeros(len(labels), int(lengths.max()), dtype=torch.long)
+    for i, x in enumerate(labels):
+        targets[i, : len(x)] = torch.tensor(x)
+    return targets, lengths
+
+
+# ------------------------------------------------------------------ CTC
+@pytest.mark.parametrize("decoder", ["greedy", "beam"])
+def test_ctc_decoding_edge_cases(decoder):
+    head = CTCHead(4, 6, decoder=decoder, beam_width=3)
+    assert head.decode(one_hot_logits([3, 3, 0, 3, 2, 2]))[0] == [[3, 3, 2]]
+    assert head.decode(one_hot_logits([3, 3, 3]))[0] == [[3]]
+    sequences, confidence = head.decode(one_hot_logits([0, 0, 0]))
+    assert sequences == [[]] and float(confidence[0]) > 0.99
+
+
+def test_beam_width_one_follows_the_best_path_on_confident_frames():
+    # random paths with blanks and repeats; one clear winner per frame. (Where frames are
+    # uncertain, width 1 may keep a prefix the best path does not collapse to: see below.)
+    generator = torch.Generator().manual_seed(0)
+    path = torch.randint(0, 4, (16, 20), generator=generator)
+    logits = torch.randn(16, 20, 4, generator=generator)
+    logits.scatter_(2, path.unsqueeze(-1), 12.0)
+    greedy, _ = ctc_greedy_decode(logits)
+    beam, confidence = ctc_prefix_beam_search(logits, beam_width=1)
+    assert beam == greedy
+    assert ((confidence > 0) & (confidence <= 1)).all()
+
+
+def test_beam_search_finds_the_label_greedy_misses():
+    # two frames of blank 0.6 / 'a' 0.4: best path "" (0.36) but "a" has 0.24 + 0.24 + 0.16
+    logits = torch.tensor([[[0.6, 0.4], [0.6, 0.4]]]).log()
+    assert ctc_greedy_decode(logits)[0] == [[]]
+    assert ctc_prefix_beam_search(logits, 1)[0] == [[]]
+    sequences, confidence = ctc_prefix_beam_search(logits, 2)
+    assert sequences == [[1]]
+    assert float(confidence[0]) == pytest.approx(0.64, abs=1e-6)
+
+
+def test_beam_search_sums_alignments_of_a_repeat():
+    # T = 3, classes {blank, a}: "aa" has the one alignment a-a; "a" every path but that and ---
+    sure_gap = torch.tensor([[[0.2, 0.8], [0.7, 0.3], [0.1, 0.9]]])
+    sequences, confidence = ctc_prefix_beam_search(sure_gap.log(), 4)
+    assert sequences == [[1, 1]]
+    assert float(confidence[0]) == pytest.approx(0.8 * 0.7 * 0.9, abs=1e-6)
+    weak_gap = torch.tensor([[[0.2, 0.8], [0.3, 0.7], [0.1, 0.9]]])
+    sequences, confidence = ctc_prefix_beam_search(weak_gap.log(), 4)
+    assert sequences == [[1]]
+    assert float(confidence[0]) == pytest.approx(1 - 0.8 * 0.3 * 0.9 - 0.2 * 0.3 * 0.1, abs=1e-6)
+
+
+def test_ctc_loss_equals_torch():
+    torch.manual_seed(1)
+    logits = torch.randn(3, 12, 6)
+    targets, lengths = batch_targets([[1, 2, 2], [5], [3, 4, 1, 2, 5]])
+    reference_args = (
+        logits.log_softmax(-1).transpose(0, 1),
+        targets,
+        torch.full((3,), 12),
+        lengths,
+    )
+    ours = CTCHead(4, 6).loss(logits, targets, lengths)["loss"]
+    assert float(ours) == pytest.approx(float(F.ctc_loss(*reference_args)), rel=1e-5)
+    per_sample = CTCHead(4, 6, normalize_by_length=False).loss(logits, targets, lengths)["loss"]
+    reference = F.ctc_loss(*reference_args, reduction="sum") / 3
+    assert float(per_sample) == pytest.approx(float(reference), rel=1e-5)
+
+
+def test_ctc_loss_is_float32_and_finite_under_autocast():
+    logits = torch.randn(2, 5, 6)
+    targets, lengths = batch_targets([[1, 2], [1, 1, 1, 1, 1]])  # the second is impossible
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        loss = CTCHead(4, 6).loss(logits.bfloat16(), targets, lengths)["loss"]
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+
+
+def test_ctc_ace_loss_is_ctc_plus_weighted_ace():
+    torch.manual_seed(2)
+    logits = torch.randn(2, 10, 6)
+    targets, lengths = batch_targets([[1, 2, 3], [4, 4]])
+    out = CTCACEHead(4, 6, ace_weight=0.3).loss(logits, targets, lengths)
+    ctc = CTCHead(4, 6).loss(logits, targets, lengths)["loss"]
+    ace = ACELoss()(logits, targets, lengths)
+    assert float(out["ctc"]) == pytest.approx(float(ctc), rel=1e-6)
+    assert float(out["ace"]) == pytest.approx(float(ace), rel=1e-6)
+    assert float(out["loss"]) == pytest.approx(float(ctc + 0.3 * ace), rel=1e-6)
+
+
+# ------------------------------------------------------------------ attention
+def test_tokenizer_keeps_charset_indices():
+    tokenizer = AttentionTokenizer(5)
+    targets, lengths = batch_targets([[1, 2, 3], [4]])
+    assert tokenizer.inputs(targets).tolist() == [[6, 1, 2, 3], [6, 4, 0, 0]]
+    assert tokenizer.outputs(targets, lengths).tolist() == [[1, 2, 3, 0], [4, 0, -100, -100]]
+    assert tokenizer.strip([2, 5, EOS, 3]) == [2, 5]
+    assert tokenizer.strip([2, 5, 3], max_length=2) == [2, 5]
+
+
+def forced_head(winner: int, max_length: int = 4, num_classes: int = 6) -> AttentionHead:
+    """A head whose every step predicts ``winner``, whatever it attends to."""
+    head = AttentionHead(8, num_classes, hidden_size=8, max_length=max_length).eval()
+    with torch.no_grad():
+        head.generator.weight.zero_()
+        head.generator.bias.fill_(-5.0)
+        head.generator.bias[winner] = 5.0
+    return head
+
+
+def test_attention_greedy_stops_at_the_end_token():
+    head = forced_head(EOS)
+    logits = head(torch.randn(2, 7, 8))
+    assert logits.shape == (2, 1, 6)  # every sample ended at the first step
+    sequences, confidence = head.decode(logits)
+    assert sequences == [[], []] and (confidence > 0.99).all()
+
+
+def test_attention_greedy_respects_max_length():
+    head = forced_head(3, max_length=4)
+    logits = head(torch.randn(2, 7, 8))
+    assert logits.shape == (2, 5, 6)  # max_length symbols, then one step for [EOS]
+    assert head.decode(logits)[0] == [[3, 3, 3, 3], [3, 3, 3, 3]]
+
+
+def test_attention_decode_cuts_at_end_token_with_product_confidence():
+    head = AttentionHead(8, 6, hidden_size=8, max_length=10)
+    logits = torch.log(torch.tensor([[[0.1, 0.1, 0.5, 0.1, 0.1, 0.1]]]))
+    steps = torch.cat([logits.roll(k, dims=-1) for k in (0, 3, -2, 1)], dim=1)  # 2, 5, 0, 3
+    sequences, confidence = head.decode(steps)
+    assert sequences == [[2, 5]]
+    assert float(confidence[0]) == pytest.approx(0.5**3, rel=1e-5)  # 2, 5 and [EOS]
+
+
+def test_attention_teacher_forcing_shapes_and_padding_is_ignored():
+    torch.manual_seed(3)
+    head = AttentionHead(8, 6, hidden_size=8, max_length=3)  # teacher forcing ignores max_length
+    targets, lengths = batch_targets([[1, 2, 3, 4, 5], [2]])
+    with torch.no_grad():
+        logits = head(torch.randn(2, 7, 8), targets)
+    assert logits.shape == (2, 6, 6)
+    loss = head.loss(logits, targets, lengths)["loss"]
+    scrambled = logits.clone()
+    scrambled[1, 2:] = 100 * torch.randn(4, 6)  # after sample 1's [EOS] step: padding
+    assert float(head.loss(scrambled, targets, lengths)["loss"]) == pytest.approx(float(loss))
+    steps = [(0, t, c) for t, c in enumerate([1, 2, 3, 4, 5, 0])] + [(1, 0, 2), (1, 1, 0)]
+    manual = torch.stack([-logits[b, t].log_softmax(-1)[c] for b, t, c in steps]).mean()
+    assert float(loss) == pytest.approx(float(manual), rel=1e-5)
+    with pytest.raises(ValueError, match="teacher-forced"):
+        head.loss(logits[:, :3], targets, lengths)
+
+
+def test_attention_runs_under_autocast_with_float32_loss():
+    head = AttentionHead(8, 6, hidden_size=8, embedding_dim=4)
+    targets, lengths = batch_targets([[1, 2], [3]])
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        features = torch.randn(2, 5, 8).bfloat16()
+        loss = head.loss(head(features, targets), targets, lengths)["loss"]
+        head.eval()
+        sequences, _ = head.decode(head(features))
+    assert loss.dtype == torch.float32 and torch.isfinite(loss)
+    assert all(len(s) <= head.max_length for s in sequences)
+
+
+# ------------------------------------------------------------------ label shuffling
+LABELS = ["abcdefgh", "hello", "world", "abcd", "x", None, "shuffle", "counting"] * 8
+
+
+class Labels(torch.utils.data.Dataset):
+    def __len__(self):
+        return len(LABELS)
+
+    def __getitem__(self, index):
+        return None if LABELS[index] is None else (f"image{index}", LABELS[index])
+
+
+def test_shuffled_labels_are_permutations_and_deterministic():
+    shuffled = ShuffledLabels(Labels(), ratio=1.0, seed=7)
+    again = ShuffledLabels(Labels(), ratio=1.0, seed=7)
+    other_seed = ShuffledLabels(Labels(), ratio=1.0, seed=8)
+    changed = 0
+    for i, label in enumerate(LABELS):
+        if label is None:
+            assert shuffled[i] is None
+            continue
+        image, text = shuffled[i]
+        assert image == f"image{i}" and sorted(text) == sorted(label)
+        assert again[i] == shuffled[i]
+        changed += text != label
+    assert changed > len(LABELS) // 2
+    assert [other_seed[i] for i in range(len(LABELS))] != [shuffled[i] for i in range(len(LABELS))]
+
+
+def test_shuffle_ratio_zero_is_unchanged_and_ratio_picks_a_share():
+    plain = Labels()
+    unchanged = ShuffledLabels(plain, ratio=0.0, seed=7)
+    assert [unchanged[i] for i in range(len(plain))] == [plain[i] for i in range(len(plain))]
+    half = ShuffledLabels(plain, ratio=0.5, seed=7)
+    share = sum(half.is_shuffled(i) for i in range(2000)) / 2000
+    assert 0.45 < share < 0.55
+    untouched = [i for i in range(len(plain)) if not half.is_shuffled(i)]
+    assert untouched and all(half[i] == plain[i] for i in untouched)
+    with pytest.raises(ValueError, match="shuffle_ratio"):
+        ShuffledLabels(plain, ratio=1.5, seed=0)
+
+
+def test_only_the_training_set_is_shuffled(tiny_config):
+    cfg = tiny_config("data.shuffle_ratio=1.0")
+    charset = builders.build_charset(cfg)
+    train, _ = builders.build_train_dataset(cfg, charset)
+    assert isinstance(train, ShuffledLabels) and train.ratio == 1.0
+    vals = builders.build_val_datasets(cfg, charset)
+    assert vals and not any(isinstance(v, ShuffledLabels) for v in vals.values())
+    plain, _ = builders.build_train_dataset(tiny_config(), charset)
+    assert not isinstance(plain, ShuffledLabels)
+
+
+# ------------------------------------------------------------------ end to end
+@pytest.mark.parametrize(
+    "experiment, overrides",
+    [
+        ("crnn_ctc", ["head.decoder=beam", "head.beam_width=2"]),
+        ("crnn_attn", []),
+        ("crnn_ctc_ace", []),
+    ],
+)
+def test_train_validate_and_evaluate_each_head(tiny_config, tmp_path, experiment, overrides):
+    cfg = tiny_config(
+        "trainer.max_steps=2", "data.shuffle_ratio=0.5", *overrides, experiment=experiment
+    )
+    trainer = Trainer(cfg, tmp_path / "run")
+    calls: list[bool] = []
+    forward = trainer.model.head.forward
+
+    def spy(features, targets=None):
+        calls.append(targets is not None)
+        return forward(features, targets)
+
+    trainer.model.head.forward = spy
+    metrics = trainer.fit()
+    assert calls[:2] == [True, True]  # training teacher-forces (attention) / sees targets
+    assert len(calls) > 2 and not any(calls[2:])  # validation reads without targets
+    assert "synth_val/word_accuracy" in metrics
+
+    checkpoint = tmp_path / "run" / "last.ckpt"
+    model, _, _ = load_model(checkpoint, torch.device("cpu"))
+    assert type(model.head) is type(trainer.model.head)
+    write_folder(tmp_path / "bench" / "SETA", ["Hello", "x"])
+    rows = evaluate_checkpoint(
+        compose_config(
+            "evaluate",
+            [
+                f"checkpoint={checkpoint}",
+                f"data.root={tmp_path / 'bench'}",
+                "data.num_workers=0",
+                "data.batch_size=2",
+                "device=cpu",
+            ],
+        )
+    )
+    assert rows["SETA"]["samples"] == 2

@@ -1,0 +1,58 @@
+"""Mixing sources by batch ratio: exact counts per batch, resumable and sharded streams."""
+
+from __future__ import annotations
+
+import io
+from itertools import islice
+from pathlib import Path
+
+import lmdb
+from PIL import Image
+
+from ace_str.data.mixing import MixedDataset, batch_counts
+from ace_str.engine.trainer import Trainer
+
+
+def write_words(path: Path, words: list[str]) -> Path:
+    buffer = io.BytesIO()
+    Image.new("L", (40, 12), 200).save(buffer, format="PNG")
+    env = lmdb.open(str(path), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for key, word in enumerate(words, start=1):
+            txn.put(b"image-%09d" % key, buffer.getvalue())
+            txn.put(b"label-%09d" % key, word.encode())
+        txn.put(b"num-samples", str(len(words)).encode())
+    env.close()
+    return path
+
+
+def test_batch_counts_round_by_largest_remainder() -> None:
+    assert batch_counts([0.5, 0.5], 64) == [32, 32]
+    assert batch_counts([1, 1, 1], 8) == [3, 3, 2]
+    assert batch_counts([0.99, 0.01], 8) == [7, 1]  # a small ratio still feeds its source
+    assert sum(batch_counts([0.2, 0.3, 0.5], 7)) == 7
+
+
+def test_batches_follow_ratios_resume_and_shard() -> None:
+    mixed = MixedDataset([range(10), range(100, 103)], ["a", "b"], [0.75, 0.25], [True, False])
+    batches = list(islice(mixed.batch_sampler(4, seed=1, start_sample=0), 6))
+    for batch in batches:
+        assert sum(i < 10 for i in batch) == 3 and sum(i >= 10 for i in batch) == 1
+    resumed = list(islice(mixed.batch_sampler(4, seed=1, start_sample=2 * 4), 4))
+    assert resumed == batches[2:]
+    ranks = [list(islice(mixed.batch_sampler(4, 1, 0, rank=r, world_size=2), 3)) for r in (0, 1)]
+    a_stream = [i for batch in batches for i in batch if i < 10]
+    assert [i for b in ranks[0] for i in b if i < 10] == [
+        x for n, x in enumerate(a_stream[:18]) if n % 2 == 0
+    ]
+
+
+def test_trainer_mixes_lmdb_and_synthetic_sources(tiny_config, tmp_path: Path) -> None:
+    root = write_words(tmp_path / "real", ["street", "hotel", "open", "exit"])
+    cfg = tiny_config(
+        f"data.train_sources=[{{roots: [{root}], ratio: 0.75}}, {{ratio: 0.25, name: render}}]",
+        "trainer.max_steps=3",
+    )
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.fit()
+    assert trainer.source_counts == {"real": 9, "render": 3}  # batch 4: 3 + 1, three steps

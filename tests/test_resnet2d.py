@@ -1,0 +1,167 @@
+"""2D recognition: the ResNet FCN's map size, column reading of a 12x13 map, the canvas
+normaliser, the character counter, irregular synthetic words and the Fig. 5 pictures."""
+
+from __future__ import annotations
+
+import importlib.util
+import random
+from pathlib import Path
+
+import matplotlib
+import pytest
+import torch
+from PIL import Image
+
+from ace_str.data.charset import Charset
+from ace_str.data.normalize2d import CanvasNormalize, canvas_scale
+from ace_str.data.synth import RenderConfig, render_word
+from ace_str.engine.trainer import Trainer
+from ace_str.models.backbones.resnet_fcn import ResNetFCN
+from ace_str.models.counter import CharCounter
+from ace_str.models.decoding import ace_greedy_decode
+from ace_str.viz.maps import input_map_figure, save_map_picture
+from tests.conftest import compose_config
+
+ROOT = Path(__file__).resolve().parents[1]
+FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+# A 4-channel resnet18 layout and a one-thread, few-sample run: seconds on a CPU.
+TINY_2D = [
+    "model.backbone.depth=18",
+    "model.backbone.width=0.0625",
+    "data.batch_size=4",
+    "data.num_workers=0",
+    "data.synth.vocab_size=500",
+    "trainer.max_steps=2",
+    "trainer.max_minutes=null",
+    "trainer.log_every=1",
+    "trainer.ckpt_every=1000",
+    "trainer.val_images=2",
+    "trainer.num_threads=1",
+]
+
+
+def test_resnet101_fcn_maps_96x100_to_12x13():
+    torch.manual_seed(0)
+    backbone = ResNetFCN(depth=101, in_channels=3).eval()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # two threads contend on a shared 2-core machine: 10x slower
+    try:
+        with torch.no_grad():
+            features = backbone(torch.randn(1, 3, 96, 100))
+    finally:
+        torch.set_num_threads(threads)
+    assert features.shape == (1, 12, 13, 1024) == (1, *backbone.map_size(96, 100), 1024)
+    assert backbone.out_features == 1024
+    assert not hasattr(backbone, "layer4") and not hasattr(backbone, "fc")
+    assert backbone.conv1.kernel_size == (3, 3) and backbone.conv1.stride == (1, 1)
+
+
+def test_width_and_max_pool_options():
+    narrow = ResNetFCN(depth=18, in_channels=1, width=0.25, max_pool=False)
+    features = narrow(torch.randn(2, 1, 96, 100))
+    assert features.shape == (2, 24, 25, 64) and narrow.map_size(96, 100) == (24, 25)
+    shallow = ResNetFCN(depth=18, in_channels=3, width=0.25, blocks=[1, 1, 1])
+    assert len(shallow.layer3) == 1 and shallow(torch.randn(1, 3, 96, 100)).shape == (1, 12, 13, 64)
+    with pytest.raises(ValueError, match="depth"):
+        ResNetFCN(depth=20)
+    with pytest.raises(ValueError, match="blocks"):
+        ResNetFCN(depth=18, blocks=[1, 1])
+
+
+def test_12x13_map_reads_column_by_column():
+    logits = torch.full((1, 12, 13, 5), -10.0)
+    logits[..., 0] = 10.0  # blank everywhere ...
+    for (row, col), cls in {(9, 1): 3, (2, 1): 1, (0, 6): 2, (11, 12): 4, (5, 6): 4}.items():
+        logits[0, row, col, 0], logits[0, row, col, cls] = -10.0, 10.0
+    assert ace_greedy_decode(logits, "column")[0] == [[1, 3, 2, 4, 4]]
+    assert ace_greedy_decode(logits, "row")[0] == [[2, 1, 4, 3, 4]]
+
+
+def test_canvas_fits_keeping_aspect_ratio_and_centres():
+    normalize = CanvasNormalize(height=96, width=100, channels=1)
+    assert normalize.content_box(50, 20, None) == (0, 28, 100, 40)
+    assert normalize.content_box(30, 90, None) == (34, 0, 32, 96)
+    canvas = normalize(Image.new("L", (50, 20), 255))
+    assert canvas.shape == (1, 96, 100)
+    assert torch.all(canvas[:, 28:68] == 1.0) and torch.all(canvas[:, :28] == 0)
+    assert torch.all(canvas[:, 68:] == 0)
+    stretched = CanvasNormalize(channels=3, keep_ratio=False)(Image.new("RGB", (50, 20), "white"))
+    assert torch.all(stretched == 1.0)
+
+
+def test_counter_scale_gives_each_character_char_size():
+    # 200x40 with 10 characters: 800 px^2 each, so 24 px per character side means 24/sqrt(800)
+    assert canvas_scale(200, 40, (96, 100), 10, 24.0) == pytest.approx(0.5)  # fit wins
+    assert canvas_scale(60, 30, (96, 100), 2, 24.0) == pytest.approx(24 / 30)
+    assert canvas_scale(60, 30, (96, 100), None, 24.0) == pytest.approx(100 / 60)
+
+
+def test_counter_experiment_trains_and_drives_the_normaliser(tmp_path):
+    cfg = compose_config("train", ["experiment=char_counter_quick", *TINY_2D])
+    trainer = Trainer(cfg, tmp_path)
+    trainer.fit()
+    assert trainer.step == 2
+    counter = CharCounter(tmp_path / "last.ckpt")
+    image = render_word("hello", FONT, random.Random(0), RenderConfig())
+    assert 1 <= counter(image) <= cfg.data.max_label_length
+    normalize = CanvasNormalize(channels=3, counter_checkpoint=str(tmp_path / "last.ckpt"))
+    left, top, w, h = normalize.content_box(*image.size, normalize.count(image))
+    assert normalize(image).shape == (3, 96, 100) and w <= 100 and h <= 96
+
+
+def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path):
+    cfg = compose_config(
+        "train",
+        ["experiment=resnet2d_ace_quick", *TINY_2D, "data.val_synth_size=4", "trainer.val_every=2"],
+    )
+    metrics = Trainer(cfg, tmp_path).fit()
+    assert 0.0 <= metrics["synth_val/word_accuracy"] <= 1.0
+    spec = importlib.util.spec_from_file_location("show_2d", ROOT / "scripts/show_2d.py")
+    show_2d = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(show_2d)
+    word = tmp_path / "word.png"
+    render_word("curve", FONT, random.Random(1), RenderConfig(curve_prob=1.0)).save(word)
+    show_2d.main(
+        ["--checkpoint", str(tmp_path / "last.ckpt"), "--images", str(word)]
+        + ["--out", str(tmp_path / "maps")]
+    )
+    (picture,) = (tmp_path / "maps").glob("*.png")
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_map_picture_is_a_png_and_figure_has_its_panels(tmp_path):
+    cfg = compose_config("train", ["experiment=resnet2d_ace_quick", *TINY_2D])
+    from ace_str.engine import builders
+
+    charset = Charset(preset="lower36")
+    model = builders.build_model(cfg, charset)
+    transform = builders.build_transform(cfg)
+    image = render_word("map", FONT, random.Random(2), RenderConfig())
+    path = save_map_picture(model, charset, image, transform, tmp_path / "sub" / "map.png")
+    with Image.open(path) as saved:
+        assert saved.format == "PNG" and saved.width > saved.height
+    figure = input_map_figure(model, charset, transform(image))
+    assert [ax.get_title() for ax in figure.axes[:3]] == [
+        "input 96x100",
+        "12x13 argmax map",
+        "map over input",
+    ]
+
+
+@pytest.mark.parametrize("kind", ["arc", "wave"])
+def test_curved_words_are_deterministic_and_curved(kind):
+    flat = RenderConfig(
+        rotation_prob=0, perspective_prob=0, blur_prob=0, noise_prob=0, lowres_prob=0
+    )
+    curved = RenderConfig(**{**flat.__dict__, "curve_prob": 1.0, "curves": {kind: 1.0}})
+    first = render_word("irregular", FONT, random.Random(5), curved)
+    again = render_word("irregular", FONT, random.Random(5), curved)
+    straight = render_word("irregular", FONT, random.Random(5), flat)
+    assert first.tobytes() == again.tobytes()
+    assert first.width == straight.width and first.height > straight.height
+
+
+def test_curves_off_by_default_and_validated():
+    assert RenderConfig().curve_prob == 0.0
+    with pytest.raises(ValueError, match="curves"):
+        RenderConfig(curves={"spiral": 1.0})
