@@ -51,7 +51,7 @@ def test_sigkill_at_random_moments_keeps_a_resumable_checkpoint(tmp_path: Path) 
     rng = random.Random(8)
     previous: Path | None = None
     previous_step = 0
-    for round_ in range(3):
+    for round_ in range(4):
         run_dir = tmp_path / f"round{round_}"
         resume = [f"ckpt_path={previous}"] if previous else []
         process = start(run_dir, *resume)
