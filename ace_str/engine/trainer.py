@@ -119,11 +119,12 @@ class Trainer:
         with torch.no_grad():
             logits = self.model(probe)
         self.model.train(was_training)
-        frames = logits[0].numel() // logits.shape[-1]
-        if data.max_label_length > frames:
+        capacity = self.model.head.label_capacity(logits)
+        if data.max_label_length > capacity:
             raise ValueError(
-                f"data.max_label_length={data.max_label_length} exceeds the {frames} frames this "
-                f"model emits for {data.height}x{data.width} images; lower it or widen the input"
+                f"data.max_label_length={data.max_label_length} exceeds the {capacity} symbols "
+                f"this model can emit for {data.height}x{data.width} images; lower it or widen "
+                "the input"
             )
 
     # ---------------------------------------------------------------- state

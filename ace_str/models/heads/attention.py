@@ -93,6 +93,10 @@ class AttentionHead(Head):
                 break
         return torch.stack(steps, dim=1)
 
+    def label_capacity(self, logits: Tensor) -> int:
+        """The decoder runs up to ``max_length`` steps, whatever the features' length."""
+        return self.max_length
+
     def loss(self, logits: Tensor, targets: Tensor, target_lengths: Tensor) -> dict[str, Tensor]:
         """Cross-entropy over each label's symbols and its [EOS] step, padding ignored, averaged
         over the counted steps."""

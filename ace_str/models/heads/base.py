@@ -21,3 +21,7 @@ class Head(nn.Module):
     def decode(self, logits: Tensor) -> tuple[list[list[int]], Tensor]:
         """Class index sequences and a (B,) confidence."""
         raise NotImplementedError
+
+    def label_capacity(self, logits: Tensor) -> int:
+        """The longest label this head can emit: one symbol per frame (or map cell) by default."""
+        return logits[0].numel() // logits.shape[-1]
