@@ -4,6 +4,7 @@ import signal
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ace_str.engine.checkpoint import load_checkpoint, save_checkpoint
 from ace_str.engine.trainer import Trainer
@@ -56,7 +57,13 @@ def test_run_writes_checkpoints_and_tensorboard(tiny_config, tmp_path):
     trainer = Trainer(tiny_config("trainer.max_steps=2", "trainer.val_every=2"), tmp_path)
     trainer.fit()
     assert (tmp_path / "last.ckpt").is_file() and (tmp_path / "best.ckpt").is_file()
-    assert list((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
+    events = EventAccumulator(str(tmp_path / "tensorboard"))
+    events.Reload()
+    scalars, images = events.Tags()["scalars"], events.Tags()["images"]
+    for tag in ("train/loss", "train/ace_kl", "train/lr", "train/images_per_second"):
+        assert tag in scalars
+    assert "val/synth_val/word_accuracy" in scalars and "val/synth_val/one_minus_ned" in scalars
+    assert "val/synth_val/images" in images and "val/synth_val/map_0" in images
     state = load_checkpoint(tmp_path / "best.ckpt")
     assert state["step"] == 2
     assert state["config"]["model"]["_target_"].endswith("Recognizer")

@@ -23,6 +23,7 @@ from ace_str.engine import builders, distributed
 from ace_str.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ace_str.engine.tensorboard import add_grid
 from ace_str.evaluation.evaluator import evaluate_batches
+from ace_str.viz.maps import input_map_figure
 
 log = logging.getLogger(__name__)
 
@@ -404,6 +405,10 @@ class Trainer:
             )
             captions = [f"{r.prediction} | {r.truth}" for r in result.readings]
             add_grid(writer, f"val/{name}/images", result.images, captions, self.step)
+            for i, image in enumerate(result.images[: self.tcfg.get("val_maps", 0)]):
+                # the prediction map over the input (Fig. 5); a 1D model shows a 1 x T strip
+                fig = input_map_figure(self.model, self.charset, image)
+                writer.add_figure(f"val/{name}/map_{i}", fig, self.step)
             if monitored is None:
                 monitored = summary[self.tcfg.monitor]
         if monitored is not None and monitored > self.best:
