@@ -120,3 +120,18 @@ def test_nonfinite_losses_are_skipped_then_stop(tiny_config, tmp_path):
         trainer.fit()
     assert trainer.nonfinite_total == 3
     assert load_checkpoint(tmp_path / "last.ckpt")["step"] == 0
+
+
+def test_time_budget_stops_validates_and_saves(tiny_config, tmp_path, monkeypatch):
+    import time
+    import types
+
+    clock = iter(range(0, 10**6, 60))  # each look at the clock: one more minute has passed
+    fake = types.SimpleNamespace(monotonic=lambda: next(clock), perf_counter=time.perf_counter)
+    monkeypatch.setattr("ace_str.engine.trainer.time", fake)
+    trainer = Trainer(tiny_config("trainer.max_steps=50", "trainer.max_minutes=3.5"), tmp_path)
+    trainer.fit()
+    assert trainer.step == 3
+    # the run ends with a validation of its final weights, so best.ckpt reflects them
+    assert load_checkpoint(tmp_path / "best.ckpt")["step"] == 3
+    assert load_checkpoint(tmp_path / "last.ckpt")["step"] == 3

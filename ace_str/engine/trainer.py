@@ -213,6 +213,7 @@ class Trainer:
         )
         window_start, window_images = time.perf_counter(), 0
         deadline = time.monotonic() + 60 * self.tcfg.max_minutes if self.tcfg.max_minutes else None
+        validated_at = self.step
         try:
             for batch in loader:
                 late = deadline is not None and time.monotonic() > deadline
@@ -228,6 +229,8 @@ class Trainer:
                             self.tcfg.max_minutes,
                             self.step,
                         )
+                        if validated_at != self.step:  # score the weights the run ends with
+                            metrics = self.validate(writer)
                     break
                 self.batches_drawn += 1
                 if batch is not None:
@@ -247,6 +250,7 @@ class Trainer:
                     window_start, window_images = time.perf_counter(), 0
                 if self.step % self.tcfg.val_every == 0 or self.step == self.tcfg.max_steps:
                     metrics = self.validate(writer)
+                    validated_at = self.step
                 if self.step % self.tcfg.ckpt_every == 0:
                     self.save("last.ckpt")
         finally:
