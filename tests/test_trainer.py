@@ -135,3 +135,19 @@ def test_time_budget_stops_validates_and_saves(tiny_config, tmp_path, monkeypatc
     # the run ends with a validation of its final weights, so best.ckpt reflects them
     assert load_checkpoint(tmp_path / "best.ckpt")["step"] == 3
     assert load_checkpoint(tmp_path / "last.ckpt")["step"] == 3
+
+
+def test_validation_compares_in_the_runs_charset(tiny_config, tmp_path):
+    """A charset the standard protocol would erase (here: punctuation only) must not make every
+    reading 'correct': validation compares charset-normalised labels as they are."""
+    trainer = Trainer(
+        tiny_config(
+            "trainer.max_steps=1",
+            "trainer.val_every=1",
+            "charset.preset=null",
+            "+charset.symbols='!?#%&@'",
+        ),
+        tmp_path,
+    )
+    metrics = trainer.fit()
+    assert metrics["synth_val/word_accuracy"] < 0.5  # an untrained model reads nothing right

@@ -33,6 +33,9 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+VAL_METRICS = ("word_accuracy", "one_minus_ned", "cer", "correct_rate", "accurate_rate")
+
+
 class NonFiniteError(RuntimeError):
     pass
 
@@ -391,11 +394,17 @@ class Trainer:
             loader = builders.eval_loader(
                 dataset, self.charset, self.cfg.data.batch_size, self.cfg.data.num_workers
             )
+            # labels were normalised by the run's charset when loaded: compare them as they are
             result = evaluate_batches(
-                self.model, loader, self.charset, self.device, keep_images=self.tcfg.val_images
+                self.model,
+                loader,
+                self.charset,
+                self.device,
+                protocol="exact",
+                keep_images=self.tcfg.val_images,
             )
             summary = result.totals.summary()
-            for metric in ("word_accuracy", "one_minus_ned", "cer"):
+            for metric in VAL_METRICS:
                 writer.add_scalar(f"val/{name}/{metric}", summary[metric], self.step)
                 results[f"{name}/{metric}"] = summary[metric]
             shown = result.readings[: self.tcfg.val_examples]
@@ -404,7 +413,8 @@ class Trainer:
             )
             tqdm.write(
                 f"[step {self.step}] {name}: word acc {summary['word_accuracy']:.2%}, "
-                f"1-NED {summary['one_minus_ned']:.3f} ({summary['samples']} samples)\n"
+                f"1-NED {summary['one_minus_ned']:.3f}, CR {summary['correct_rate']:.3f}, "
+                f"AR {summary['accurate_rate']:.3f} ({summary['samples']} samples)\n"
                 f"  {'gt':>25} | {'prediction':<25} | confidence\n{lines}"
             )
             captions = [f"{r.prediction} | {r.truth}" for r in result.readings]

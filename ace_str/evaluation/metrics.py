@@ -12,15 +12,19 @@ from rapidfuzz.distance import Levenshtein
 from torch import Tensor
 
 _NON_ALNUM = re.compile(r"[^0-9a-z]")
-PROTOCOLS = ("standard", "case_sensitive", "punctuation")
+PROTOCOLS = ("standard", "case_sensitive", "punctuation", "exact")
 
 
 def normalize_text(text: str, protocol: str = "standard") -> str:
     """The comparison conventions of the literature.
 
     standard: lower-case, drop everything outside 0-9a-z (clovaai benchmark, PARSeq);
-    case_sensitive: keep case, drop whitespace; punctuation: lower-case, keep punctuation.
+    case_sensitive: keep case, drop whitespace; punctuation: lower-case, keep punctuation;
+    exact: compare as is (validation, where both sides are already in the run's charset, which
+    may hold symbols the standard protocol would erase, such as Chinese).
     """
+    if protocol == "exact":
+        return text
     if protocol == "standard":
         return _NON_ALNUM.sub("", text.lower())
     if protocol == "case_sensitive":
