@@ -5,6 +5,7 @@ gets the whole CPU and their budgets compare."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import logging
 import math
@@ -46,6 +47,51 @@ def compose_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:
     """The config ``python train.py``/``evaluate.py`` would build from these overrides."""
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
         return compose(config_name=name, overrides=list(overrides))
+
+
+def budget_parser(
+    description: str, minutes: float, eval_minutes: float, val_default: str, out: str
+) -> argparse.ArgumentParser:
+    """The options every reproduction script shares: the CPU budget, seed, data and output."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--minutes-per-run",
+        type=float,
+        default=minutes,
+        help="whole budget of one run, evaluation included",
+    )
+    parser.add_argument(
+        "--eval-minutes",
+        type=float,
+        default=eval_minutes,
+        help="part of --minutes-per-run kept for startup and evaluation",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help=f"training steps (default: 0.9 x training minutes x {STEPS_PER_MINUTE})",
+    )
+    parser.add_argument(
+        "--val-every",
+        type=int,
+        default=None,
+        help=f"validation interval in steps (default: {val_default})",
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--benchmarks",
+        default="../shared/data/benchmarks",
+        help="benchmark root; skipped with a note when absent",
+    )
+    parser.add_argument("--out", type=Path, default=Path(out))
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        help="extra Hydra override for every run (repeatable), e.g. data.train_roots=[...]",
+    )
+    return parser
 
 
 def budget_steps(

@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import logging
 from collections.abc import Sequence
-from pathlib import Path
 
 from ace_str.experiments import (
-    STEPS_PER_MINUTE,
     RunResult,
     benchmarks_present,
+    budget_parser,
     budget_steps,
     evaluate_run,
     percent,
@@ -54,46 +53,10 @@ def table(results: dict[tuple[str, float], RunResult], heads: Sequence[str]) -> 
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument(
-        "--minutes-per-run",
-        type=float,
-        default=3.5,
-        help="whole budget of one run, evaluation included",
-    )
-    parser.add_argument(
-        "--eval-minutes",
-        type=float,
-        default=0.5,
-        help="part of --minutes-per-run kept for startup and evaluation",
-    )
-    parser.add_argument(
-        "--steps",
-        type=int,
-        default=None,
-        help=f"training steps (default: 0.9 x training minutes x {STEPS_PER_MINUTE})",
-    )
-    parser.add_argument(
-        "--val-every",
-        type=int,
-        default=None,
-        help="validation interval in steps (default: steps / 2)",
-    )
+    description = __doc__.split("\n\n")[0]
+    parser = budget_parser(description, 3.5, 0.5, "steps / 2", "outputs/reproduce_fig4")
     parser.add_argument("--heads", nargs="+", choices=list(HEADS), default=list(HEADS))
     parser.add_argument("--ratios", nargs="+", type=float, default=list(RATIOS))
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--benchmarks",
-        default="../shared/data/benchmarks",
-        help="benchmark root holding IIIT5K; skipped with a note when absent",
-    )
-    parser.add_argument("--out", type=Path, default=Path("outputs/reproduce_fig4"))
-    parser.add_argument(
-        "--override",
-        action="append",
-        default=[],
-        help="extra Hydra override for every run (repeatable)",
-    )
     return parser.parse_args(argv)
 
 
