@@ -39,6 +39,7 @@ RUN if python -c "import torch" 2>/dev/null; then \
 
 COPY configs ./configs
 COPY scripts ./scripts
+COPY data/charsets ./data/charsets
 COPY train.py evaluate.py read.py ./
 
 # Fail the build, not the first run, when the renderer finds no usable font.
