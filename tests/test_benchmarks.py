@@ -95,9 +95,11 @@ def test_find_right_and_wrong_sizes(tmp_path, small_registry, caplog):
 def test_means_cover_every_column_and_lexicons_where_present():
     rows = {
         "A": {"samples": 1, "word_accuracy": 1.0, "one_minus_ned": 1.0, "cer": 0.0,
+              "correct_rate": 1.0, "accurate_rate": 1.0,
               "count_precision": 1.0, "count_recall": 1.0, "mean_confidence": 0.9,
               "lexicon_50_accuracy": 1.0},
         "B": {"samples": 3, "word_accuracy": 0.0, "one_minus_ned": 0.5, "cer": 0.5,
+              "correct_rate": 0.6, "accurate_rate": 0.4,
               "count_precision": 0.5, "count_recall": 0.25, "mean_confidence": 0.1},
     }  # fmt: skip
     means = add_means(rows)
@@ -107,7 +109,8 @@ def test_means_cover_every_column_and_lexicons_where_present():
     assert means["plain mean"]["mean_confidence"] == pytest.approx(0.5)
     assert means["plain mean"]["lexicon_50_accuracy"] == 1.0
     table = markdown_table(means)
-    assert "| B | 3 | 0.00 | 50.00 | 50.00 | 50.00 | 25.00 | 10.00 | – |" in table
+    assert means["weighted mean"]["accurate_rate"] == pytest.approx((1 + 1.2) / 4)
+    assert "| B | 3 | 0.00 | 50.00 | 50.00 | 60.00 | 40.00 | 50.00 | 25.00 | 10.00 | – |" in table
 
 
 def test_predictions_and_worst_errors(tmp_path):

@@ -44,3 +44,17 @@ def test_evaluate_every_set_under_root(tiny_config, tmp_path):
     table = stem.with_suffix(".md").read_text()
     assert "| SETA | 3 |" in table and "| plain mean |" in table
     assert stem.with_suffix(".csv").read_text().startswith("set,")
+
+
+def test_protocol_that_erases_the_charset_is_refused(tiny_config, tmp_path):
+    import pytest
+
+    cfg = tiny_config("trainer.max_steps=1", "charset.preset=null", "+charset.symbols='!?#%&@'")
+    Trainer(cfg, tmp_path / "run").fit()
+    write_folder(tmp_path / "bench" / "SETA", ["a"])
+    eval_cfg = compose_config(
+        "evaluate",
+        [f"checkpoint={tmp_path / 'run' / 'last.ckpt'}", f"data.root={tmp_path / 'bench'}"],
+    )
+    with pytest.raises(ValueError, match="protocol=standard erases every symbol"):
+        evaluate_checkpoint(eval_cfg)

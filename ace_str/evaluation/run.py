@@ -128,6 +128,12 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, dict[str, float]]:
     set_threads(cfg.num_threads, cfg.data.num_workers)
     device = builders.resolve_device(cfg.device)
     model, charset, train_cfg = load_model(cfg.checkpoint, device)
+    if not any(normalize_text(symbol, cfg.protocol) for symbol in charset.symbols):
+        # e.g. a Chinese charset under the standard protocol: every text would compare as ""
+        raise ValueError(
+            f"protocol={cfg.protocol} erases every symbol of this model's charset "
+            f"({charset!r}); use protocol=exact"
+        )
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     transform = builders.build_transform(train_cfg)
