@@ -183,6 +183,13 @@ def save_results(results: Sequence[RunResult], path: Path, **extra) -> Path:
     return path
 
 
+def save_figure(fig: Figure, path: Path) -> Path:
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    return path
+
+
 def plot_error_curves(results: Sequence[RunResult], path: Path) -> Path:
     """Fig. 3: word and character error rate on synthetic validation against training step."""
     fig = Figure(figsize=(10, 4))
@@ -200,10 +207,7 @@ def plot_error_curves(results: Sequence[RunResult], path: Path) -> Path:
         ax.set_title(f"{title} (synthetic validation)")
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)
 
 
 def plot_vs_ratio(series: dict[str, dict[str, list[tuple[float, float]]]], path: Path) -> Path:
@@ -221,7 +225,4 @@ def plot_vs_ratio(series: dict[str, dict[str, list[tuple[float, float]]]], path:
         ax.set_title(measure)
         ax.grid(alpha=0.3)
         ax.legend()
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    return path
+    return save_figure(fig, path)

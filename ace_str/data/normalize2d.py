@@ -15,9 +15,8 @@ import math
 
 import torch
 from PIL import Image
-from torchvision.transforms.v2 import functional as F
 
-from ace_str.data.transforms import INTERPOLATIONS, to_8bit
+from ace_str.data.transforms import ResizeNormalize, to_8bit
 
 
 def canvas_scale(
@@ -35,7 +34,7 @@ def canvas_scale(
     return min(fit, char_size / per_char)
 
 
-class CanvasNormalize:
+class CanvasNormalize(ResizeNormalize):
     """PIL image -> (C, height, width) tensor in [-1, 1], the text centred on a blank canvas.
 
     ``counter_checkpoint``: a checkpoint of ``experiment=char_counter_quick`` (or any CountHead
@@ -52,23 +51,11 @@ class CanvasNormalize:
         char_size: float = 24.0,
         interpolation: str = "bilinear",
     ) -> None:
-        if height <= 0 or width <= 0:
-            raise ValueError(f"height and width must be positive, got {height}x{width}")
-        if channels not in (1, 3):
-            raise ValueError(f"channels must be 1 or 3, got {channels}")
-        if interpolation not in INTERPOLATIONS:
-            raise ValueError(
-                f"unknown interpolation {interpolation!r}; choose from {sorted(INTERPOLATIONS)}"
-            )
+        super().__init__(height, width, channels, keep_ratio, interpolation)
         if char_size <= 0:
             raise ValueError(f"char_size must be positive, got {char_size}")
-        self.height = height
-        self.width = width
-        self.channels = channels
-        self.keep_ratio = keep_ratio
         self.counter_checkpoint = counter_checkpoint
         self.char_size = char_size
-        self.interpolation = interpolation
         self._counter = None
 
     def __repr__(self) -> str:
@@ -105,11 +92,6 @@ class CanvasNormalize:
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = to_8bit(image, self.channels)
         left, top, w, h = self.content_box(*image.size, self.count(image))
-        image = F.resize(
-            image, [h, w], interpolation=INTERPOLATIONS[self.interpolation], antialias=True
-        )
-        content = F.to_dtype(F.to_image(image), torch.float32, scale=True)
-        content = F.normalize(content, mean=[0.5] * self.channels, std=[0.5] * self.channels)
         canvas = torch.zeros(self.channels, self.height, self.width)
-        canvas[:, top : top + h, left : left + w] = content
+        canvas[:, top : top + h, left : left + w] = self.resize_to_tensor(image, h, w)
         return canvas

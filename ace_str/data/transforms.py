@@ -104,18 +104,22 @@ class ResizeNormalize:
         scaled = round(image_width * self.height / max(1, image_height))
         return max(1, min(self.width, scaled))
 
-    def __call__(self, image: Image.Image) -> torch.Tensor:
-        image = to_8bit(image, self.channels)
-        content_width = self.resized_width(*image.size)
-        # Resizing the 8-bit PIL image keeps Pillow's fast antialiased path and no overshoot.
+    def resize_to_tensor(self, image: Image.Image, height: int, width: int) -> torch.Tensor:
+        """An 8-bit image resized to ``height`` x ``width``, as a (C, H, W) tensor in [-1, 1].
+
+        Resizing the PIL image keeps Pillow's fast antialiased path and no overshoot.
+        """
         image = F.resize(
-            image,
-            [self.height, content_width],
-            interpolation=INTERPOLATIONS[self.interpolation],
-            antialias=True,
+            image, [height, width], interpolation=INTERPOLATIONS[self.interpolation], antialias=True
         )
         tensor = F.to_dtype(F.to_image(image), torch.float32, scale=True)
         tensor = F.normalize(tensor, mean=[0.5] * self.channels, std=[0.5] * self.channels)
+        return tensor.as_subclass(torch.Tensor)
+
+    def __call__(self, image: Image.Image) -> torch.Tensor:
+        image = to_8bit(image, self.channels)
+        content_width = self.resized_width(*image.size)
+        tensor = self.resize_to_tensor(image, self.height, content_width)
         if content_width < self.width:
             tensor = F.pad(tensor, [0, 0, self.width - content_width, 0], fill=0.0)
-        return tensor.as_subclass(torch.Tensor)
+        return tensor
