@@ -18,12 +18,16 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     MPLBACKEND=Agg
 
-# Fonts for the synthetic word renderer (it scans /usr/share/fonts and matplotlib's fonts);
-# fonts-wqy-microhei (1.6 MB, against 56 MB for fonts-noto-cjk) draws the Chinese lines.
+# Fonts for the synthetic word renderer (it scans /usr/share/fonts and matplotlib's fonts):
+# scripts/install_fonts.sh's list, as .ci/run installs it, strict here so a missing package
+# fails the build; fonts-wqy-microhei (1.6 MB, against 56 MB for fonts-noto-cjk) draws the
+# Chinese lines.
+COPY scripts/install_fonts.sh /tmp/install_fonts.sh
 RUN apt-get update \
     && apt-get install -y --no-install-recommends \
         fonts-dejavu-core fonts-liberation fonts-noto-core fonts-wqy-microhei fontconfig \
-    && rm -rf /var/lib/apt/lists/*
+    && bash /tmp/install_fonts.sh --strict \
+    && rm -rf /var/lib/apt/lists/* /tmp/install_fonts.sh
 
 WORKDIR /app
 

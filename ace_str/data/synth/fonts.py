@@ -106,8 +106,10 @@ def required_symbols(charset: Charset | None) -> str:
     return "".join(dict.fromkeys(symbols))
 
 
-def font_problem(path: Path, symbols: str) -> str | None:
-    """Why the font cannot render ``symbols`` faithfully, or None if it can."""
+def font_problem(path: Path, symbols: str, distinct_case: bool = False) -> str | None:
+    """Why the font cannot render ``symbols`` faithfully, or None if it can. With
+    ``distinct_case`` (labels keep case) a font that draws lower case as capitals, such as the
+    all-caps Bebas Neue, is rejected too: its "a" would be read "A"."""
     try:
         face = ft2font.FT2Font(str(path))
         pil_font = ImageFont.truetype(str(path), 24)
@@ -135,6 +137,14 @@ def font_problem(path: Path, symbols: str) -> str | None:
         mask = pil_font.getmask(s)
         if mask.getbbox() is None or (mask.size, bytes(mask)) == notdef:
             return f"symbol {s!r} renders blank or as the missing-glyph box"
+    if distinct_case:
+        pairs = [(s, s.upper()) for s in visible if s.islower() and s.upper() in glyphs]
+        masks = {s: pil_font.getmask(s) for pair in pairs for s in pair}
+        same = sum(
+            (masks[a].size, bytes(masks[a])) == (masks[b].size, bytes(masks[b])) for a, b in pairs
+        )
+        if pairs and 2 * same > len(pairs):
+            return f"draws lower case as capitals ({same} of {len(pairs)} letters)"
     return None
 
 
@@ -144,12 +154,13 @@ def find_fonts(
     """Sorted usable font files for ``charset`` (default: ASCII letters and digits).
 
     One file per (family, style) is kept, so a family installed twice is not sampled twice as
-    often. The scan is cached per (folders, symbols); raises FontError if fewer than
-    ``min_fonts`` remain.
+    often. A charset that keeps case also rejects all-caps fonts. The scan is cached per
+    (folders, symbols, case); raises FontError if fewer than ``min_fonts`` remain.
     """
     extra = tuple(str(Path(d).expanduser()) for d in extra_dirs or ())
     symbols = required_symbols(charset)
-    fonts, reports = _scan_fonts(extra, symbols)
+    distinct_case = charset is not None and not charset.lowercase
+    fonts, reports = _scan_fonts(extra, symbols, distinct_case)
     if len(fonts) < min_fonts:
         lines = "\n".join(
             f"  {r.folder}: "
@@ -170,7 +181,7 @@ def find_fonts(
 
 @functools.lru_cache(maxsize=32)
 def _scan_fonts(
-    extra_dirs: tuple[str, ...], symbols: str
+    extra_dirs: tuple[str, ...], symbols: str, distinct_case: bool = False
 ) -> tuple[tuple[Path, ...], tuple[_DirReport, ...]]:
     """Check every font once per process; opening ~60 fonts takes about half a second."""
     reports = tuple(_DirReport(d) for d in (*default_font_dirs(), *map(Path, extra_dirs)))
@@ -186,7 +197,7 @@ def _scan_fonts(
                 continue
             seen.add(resolved)
             report.found += 1
-            problem = font_problem(path, symbols)
+            problem = font_problem(path, symbols, distinct_case)
             if problem is not None:
                 report.rejected += 1
                 logger.debug("rejected font %s: %s", path, problem)
