@@ -1,4 +1,8 @@
-"""Single-process throughput of the synthetic renderer, to size DataLoader workers."""
+"""Single-process throughput of the synthetic renderer, to size DataLoader workers.
+
+``--data synth_real`` (and any further Hydra overrides, e.g. ``data.synth.render.jpeg_prob=1``)
+times the renderer a data config builds instead of the built-in defaults.
+"""
 
 from __future__ import annotations
 
@@ -12,10 +16,14 @@ from ace_str.data.synth import SyntheticWordDataset
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--num", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=200)
     parser.add_argument("--charset", default="lower36", help="charset preset name")
+    parser.add_argument(
+        "--data", default=None, help="a data config (e.g. synth_real); default: built-in settings"
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides, with --data")
     args = parser.parse_args(argv)
 
     torch.set_num_threads(1)  # the figure is per DataLoader worker, which gets one core
@@ -25,9 +33,20 @@ def main(argv: list[str] | None = None) -> None:
         transform, what = ResizeNormalize(height=32, width=100, channels=1), "render + 32x100"
     except ImportError:
         transform, what = None, "render only"
-    dataset = SyntheticWordDataset(
-        Charset(preset=args.charset), length=args.warmup + args.num, transform=transform
-    )
+    length = args.warmup + args.num
+    if args.data is None:
+        if args.overrides:
+            parser.error("overrides need --data")
+        dataset = SyntheticWordDataset(
+            Charset(preset=args.charset), length=length, transform=transform
+        )
+    else:
+        from ace_str.data.synth.preset import compose_train_config, synth_from_config
+
+        overrides = [f"data={args.data}", f"charset={args.charset}", *args.overrides]
+        cfg = compose_train_config(overrides)
+        dataset = synth_from_config(cfg, length, transform=transform)
+        what += f", data={args.data}"
     for index in range(args.warmup):  # opens fonts at the sizes in use
         dataset[index]
     start = time.perf_counter()

@@ -11,7 +11,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ace_str.data.charset import Charset
-from ace_str.data.synth.fonts import find_fonts
+from ace_str.data.synth.fonts import find_fonts, required_symbols
 from ace_str.data.synth.render import RenderConfig, render_word
 from ace_str.data.synth.words import WordSampler
 
@@ -29,7 +29,8 @@ class SyntheticWordDataset(Dataset):
     Sample ``i`` is identical across runs, workers and access orders for the same seed and
     fonts. Fonts are found at construction (so a missing font fails fast) but opened lazily in
     each worker; the word list is rebuilt per worker instead of being pickled. Arguments are
-    plain types so Hydra can build it; ``render`` may be a dict of `RenderConfig` fields.
+    plain types so Hydra can build it; ``render`` may be a dict of `RenderConfig` fields,
+    ``word_weights`` and ``casing`` are `WordSampler`'s source and casing weights.
     """
 
     def __init__(
@@ -44,6 +45,7 @@ class SyntheticWordDataset(Dataset):
         min_fonts: int = 1,
         vocab_size: int = 50000,
         max_length: int = 25,
+        casing: dict[str, float] | None = None,
     ) -> None:
         if length < 1:
             raise ValueError("length must be positive")
@@ -53,16 +55,21 @@ class SyntheticWordDataset(Dataset):
         self.transform = transform
         self.render_config = RenderConfig.from_any(render)
         self.word_weights = dict(word_weights) if word_weights is not None else None
+        self.casing = dict(casing) if casing is not None else None
         self.vocab_size = vocab_size
         self.max_length = max_length
         self.fonts: list[Path] = find_fonts(
             list(font_dirs) if font_dirs else None, charset, min_fonts
         )
+        # Neighbouring-text fragments use only symbols every font was checked to draw.
+        self.fragment_symbols = "".join(s for s in required_symbols(charset) if s.isalnum())
         # Built now so bad weights fail at construction rather than inside a worker.
         self._sampler: WordSampler | None = self._build_sampler()
 
     def _build_sampler(self) -> WordSampler:
-        return WordSampler(self.charset, self.word_weights, self.vocab_size, self.max_length)
+        return WordSampler(
+            self.charset, self.word_weights, self.vocab_size, self.max_length, self.casing
+        )
 
     @property
     def sampler(self) -> WordSampler:
@@ -85,7 +92,7 @@ class SyntheticWordDataset(Dataset):
         rng = sample_rng(self.seed, index)
         text = self.sampler.sample(rng)
         font = rng.choice(self.fonts)
-        image = render_word(text, font, rng, self.render_config)
+        image = render_word(text, font, rng, self.render_config, self.fragment_symbols or None)
         label = self.charset.normalize(text)
         if label is None:
             raise RuntimeError(f"sampled text {text!r} does not fit {self.charset!r}")
