@@ -7,8 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
+import torch
 from PIL import Image
 
+from ace_str.engine.checkpoint import load_checkpoint
 from ace_str.experiments import read_curves
 
 from .conftest import TINY
@@ -68,7 +70,7 @@ def test_fig4_without_benchmarks_reports_synthetic_accuracy(tmp_path):
     out = tmp_path / "f4"
     missing = tmp_path / "no_benchmarks"
     argv = [*tiny_args(out, missing), "--heads", "ace", "ctc", "--ratios", "0", "1"]
-    results = script.main(argv)
+    results = script.main([*argv, "--pretrain-steps", "2"])
     assert sorted(results) == [("ace", 0.0), ("ace", 1.0), ("ctc", 0.0), ("ctc", 1.0)]
     assert all(r.benchmarks == {} and 0.0 <= r.synth_accuracy <= 1.0 for r in results.values())
     lines = (out / "fig4.md").read_text().splitlines()
@@ -76,3 +78,28 @@ def test_fig4_without_benchmarks_reports_synthetic_accuracy(tmp_path):
     rows = [line for line in lines if line.startswith("| 0 |") or line.startswith("| 1 |")]
     assert len(rows) == 2 and all(row.count("–") == 2 for row in rows)  # no IIIT5K cells
     assert (out / "fig4.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_fig4_runs_start_from_the_shared_backbone_and_ace_ignores_order(tmp_path):
+    script = load_script("reproduce_fig4")
+    out = tmp_path / "f4"
+    argv = [*tiny_args(out, tmp_path / "none"), "--heads", "ace", "--ratios", "0", "1"]
+    results = script.main([*argv, "--pretrain-steps", "2"])
+    shared = load_checkpoint(out / "pretrain" / "best.ckpt")["model"]
+    ordered, shuffled = (load_checkpoint(results["ace", r].best_checkpoint) for r in (0.0, 1.0))
+    assert ordered["config"]["init_weights"] == str(out / "pretrain" / "best.ckpt")
+    assert ordered["config"]["init_modules"] == ["backbone"]
+    # ACE sees character counts only: fully shuffled labels train the same weights (up to
+    # float summation order)
+    for name, value in ordered["model"].items():
+        torch.testing.assert_close(value, shuffled["model"][name], rtol=1e-4, atol=1e-6)
+    assert any(not torch.equal(v, ordered["model"][k]) for k, v in shared.items())
+
+
+def test_fig4_from_scratch_has_no_pretraining(tmp_path):
+    script = load_script("reproduce_fig4")
+    out = tmp_path / "f4"
+    argv = [*tiny_args(out, tmp_path / "none"), "--heads", "ctc", "--ratios", "0"]
+    results = script.main([*argv, "--pretrain-minutes", "0"])
+    assert not (out / "pretrain").exists()
+    assert load_checkpoint(results["ctc", 0.0].best_checkpoint)["config"]["init_weights"] is None

@@ -151,3 +151,30 @@ def test_validation_compares_in_the_runs_charset(tiny_config, tmp_path):
     )
     metrics = trainer.fit()
     assert metrics["synth_val/word_accuracy"] < 0.5  # an untrained model reads nothing right
+
+
+def test_init_weights_copies_chosen_modules_and_starts_fresh(tiny_config, tmp_path):
+    source = Trainer(tiny_config("trainer.max_steps=2"), tmp_path / "source")
+    source.fit()
+    ckpt = tmp_path / "source" / "last.ckpt"
+    tuned = Trainer(
+        tiny_config("head=ctc", f"init_weights={ckpt}", "init_modules=[backbone]"),
+        tmp_path / "tuned",
+    )
+    tuned.resume()
+    assert tuned.step == 0
+    src, dst = weights(source), weights(tuned)
+    backbone = [k for k in src if k.startswith("backbone.")]
+    assert backbone and all(torch.equal(src[k], dst[k]) for k in backbone)
+    assert any(not torch.equal(src[k], dst[k]) for k in src if k.startswith("head."))
+
+
+def test_init_weights_of_another_shape_is_one_clear_error(tiny_config, tmp_path):
+    Trainer(tiny_config("trainer.max_steps=1"), tmp_path / "a").fit()
+    ckpt = tmp_path / "a" / "last.ckpt"
+    other = tiny_config("model.backbone.lstm_hidden=12", f"init_weights={ckpt}")
+    with pytest.raises(RuntimeError, match="init_weights .*shapes differ"):
+        Trainer(other, tmp_path / "b").resume()
+    missing = tiny_config(f"init_weights={ckpt}", "init_modules=[neck]")
+    with pytest.raises(RuntimeError, match=r"no weights under \['neck'\]"):
+        Trainer(missing, tmp_path / "c").resume()

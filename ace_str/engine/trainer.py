@@ -179,12 +179,49 @@ class Trainer:
             return None
         return save_checkpoint(self.state_dict(), self.output_dir / name)
 
+    def load_weights(self, path: str | Path, modules: list[str] | None = None) -> None:
+        """Fine-tuning start: copy ``modules`` (all when empty) of another run's weights.
+
+        Each copied tensor must match this model's shape; the optimizer, schedule and step
+        start fresh.
+        """
+        weights = load_checkpoint(path, self.device)["model"]
+        wanted = tuple(f"{m}." for m in modules or ())
+        own = self.model.state_dict()
+        taken = {k: v for k, v in weights.items() if not wanted or k.startswith(wanted)}
+        unknown = sorted(k for k in taken if k not in own)
+        wrong = [k for k, v in taken.items() if k in own and own[k].shape != v.shape]
+        if not taken or unknown or wrong:
+            problem = (
+                f"no weights under {list(modules or [])}"
+                if not taken
+                else f"keys this model lacks: {unknown[:3]}"
+                if unknown
+                else f"shapes differ for {wrong[:3]}"
+            )
+            raise RuntimeError(f"init_weights {path}: {problem}")
+        missing = [k for k in own if (not wanted or k.startswith(wanted)) and k not in taken]
+        if missing:
+            raise RuntimeError(f"init_weights {path}: lacks {missing[:3]} of this model")
+        self.model.load_state_dict(taken, strict=False)
+        log.info(
+            "initialised %d of %d tensors (%s) from %s",
+            len(taken),
+            len(own),
+            ", ".join(modules) if modules else "all modules",
+            path,
+        )
+
     # ---------------------------------------------------------------- loop
     def resume(self) -> None:
-        """Load ``ckpt_path`` if set (once); ``fit`` calls it, or call it first to separate
-        setup errors (a wrong checkpoint) from training ones."""
-        if self.cfg.ckpt_path and not self._resumed:
+        """Load ``ckpt_path`` (or else ``init_weights``) if set, once; ``fit`` calls it, or
+        call it first to separate setup errors (a wrong checkpoint) from training ones."""
+        if self._resumed:
+            return
+        if self.cfg.ckpt_path:
             self.load(self.cfg.ckpt_path)
+        elif self.cfg.get("init_weights"):
+            self.load_weights(self.cfg.init_weights, list(self.cfg.get("init_modules") or []))
         self._resumed = True
 
     def fit(self) -> dict[str, float]:
