@@ -15,11 +15,17 @@ allocation in start order, so a temporary allocated and freed inside one op is n
 Also printed: fast ACE forward plus backward over one ``torch.softmax`` on the same logits (the
 2x bound of issue 7; median ratio of back-to-back pairs) and the composed-ops ACE likewise. Usage:
 ``python scripts/bench_complexity.py [--classes 37 7357] [--repeats 11] [--device cpu]``.
+
+``--keep-freed-memory`` (Linux, glibc) stops malloc from handing freed memory back to the OS
+between calls (``mallopt`` M_TRIM_THRESHOLD 1 GiB, M_MMAP_THRESHOLD 32 MiB), as jemalloc or
+tcmalloc would: at 37 classes a call's buffers are about a megabyte, and with glibc's defaults
+each call may fault them in again, which can cost more than the arithmetic of any method.
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
 import statistics
 import time
 from collections.abc import Callable
@@ -86,6 +92,18 @@ def methods(inputs: dict, classes: int, args: argparse.Namespace, device: torch.
     if not args.no_composed:
         runs["ACE (composed ops)"] = (None, run_composed)
     return runs
+
+
+def keep_freed_memory() -> bool:
+    """glibc: keep freed heap memory for reuse instead of returning it to the OS each time."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_mmap_threshold = -1, -3  # <malloc.h>
+    return bool(libc.mallopt(m_mmap_threshold, 32 << 20)) and bool(
+        libc.mallopt(m_trim_threshold, 1 << 30)
+    )
 
 
 def sync(device: torch.device) -> None:
@@ -186,15 +204,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--no-attention", action="store_true")
     parser.add_argument("--no-composed", action="store_true")
+    parser.add_argument(
+        "--keep-freed-memory",
+        action="store_true",
+        help="glibc mallopt: no returning freed memory to the OS between calls (see above)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    allocator = "glibc malloc defaults"
+    if args.keep_freed_memory:
+        allocator = "glibc malloc keeping freed memory" if keep_freed_memory() else allocator
     device = torch.device(args.device)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
     print(
         f"device {where}, {torch.get_num_threads()} threads, torch {torch.__version__}; batch "
         f"{args.batch}, T = {args.frames}, labels 1..{args.max_label}, features {args.features}; "
-        f"median of {args.repeats} after {args.warmup} warm-up"
+        f"median of {args.repeats} after {args.warmup} warm-up; {allocator}"
     )
     print("memory: peak allocated above the start during forward plus backward, input grads in")
     summary = []

@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from ace_str.losses import ace_fast
 from ace_str.losses.ace import ACELoss, character_counts
 from ace_str.losses.ace_fast import DENSE_COLUMNS_FACTOR, FastACECrossEntropy
 
@@ -98,3 +99,41 @@ def test_blank_weight_zero_when_label_fills_every_frame():
     fast_value, fast_grad = value_and_grad(ACELoss(), logits, targets, lengths)
     ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits, targets, lengths)
     assert torch.allclose(fast_value, ref_value) and torch.allclose(fast_grad, ref_grad)
+
+
+def test_frames_far_below_the_sample_max_take_the_exact_path(monkeypatch):
+    """A frame 200 nats below the sample's largest logit underflows even when shifted."""
+    logits, targets, lengths = make_batch(*PATHS["dense"], dtype=torch.float32)
+    logits[1, 2] -= 200.0
+    taken = []
+    original = ace_fast._label_columns_forward
+    monkeypatch.setattr(
+        ace_fast, "_label_columns_forward", lambda *a: taken.append(1) or original(*a)
+    )
+    fast_value, fast_grad = value_and_grad(ACELoss(), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits, targets, lengths)
+    assert taken  # the exponential path was refused, shifted or not
+    assert torch.allclose(fast_value, ref_value, rtol=1e-5)
+    assert torch.allclose(fast_grad, ref_grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("offset", [0.0, 120.0])
+def test_few_classes_use_the_exponential_path(monkeypatch, offset):
+    """Plain exp(a) at offset 0; at +120 exp(a) overflows and the per-sample shift takes over."""
+    logits, targets, lengths = make_batch(*PATHS["dense"], dtype=torch.float32)
+    logits += offset
+    shifts = []
+    original = ace_fast._exponential
+    monkeypatch.setattr(
+        ace_fast, "_exponential", lambda x, shifted: shifts.append(shifted) or original(x, shifted)
+    )
+
+    def refuse(*args):
+        raise AssertionError("label-column path taken for a well-scaled few-class batch")
+
+    monkeypatch.setattr(ace_fast, "_label_columns_forward", refuse)
+    fast_value, fast_grad = value_and_grad(ACELoss(), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits - offset, targets, lengths)
+    assert shifts == ([False] if offset == 0 else [False, True])
+    assert torch.allclose(fast_value, ref_value, rtol=1e-5)
+    assert torch.allclose(fast_grad, ref_grad, atol=1e-6)

@@ -78,9 +78,12 @@ def ace_reference(logits: Tensor, counts: Tensor) -> Tensor:
 
 
 def count_entropy(counts: Tensor, frames: Tensor) -> Tensor:
-    """H(N̄) per sample: the smallest value Eq. 8 can take, so loss - H(N̄) is a KL that ends at 0."""
-    n_bar = counts / frames.float().unsqueeze(1)
-    return -torch.where(n_bar > 0, n_bar * n_bar.log(), torch.zeros_like(n_bar)).sum(dim=1)
+    """H(N̄) per sample: the smallest value Eq. 8 can take, so loss - H(N̄) is a KL that ends at 0.
+
+    -sum_k N̄_k ln N̄_k = ln T - (1/T) sum_k N_k ln N_k, with 0 ln 0 = 0.
+    """
+    t = frames.to(counts.dtype)
+    return t.log() - torch.special.xlogy(counts, counts).sum(dim=1) / t
 
 
 class ACETerms(NamedTuple):
@@ -129,51 +132,56 @@ class ACELoss(nn.Module):
     ) -> ACETerms:
         logits = flatten_prediction(logits)
         batch, total_frames, num_classes = logits.shape
-        if input_lengths is not None and logits.dim() == 3:
+        masked = input_lengths is not None and logits.dim() == 3
+        if masked:
             frames = input_lengths.to(logits.device).clamp(max=total_frames)
         else:
             frames = torch.full((batch,), total_frames, device=logits.device)
         target_lengths = target_lengths.to(logits.device)
         keep = self._check_lengths(target_lengths, frames, names)
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()  # ACE sums probabilities over time: float32 at least
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            if logits.dtype in (torch.float16, torch.bfloat16):
-                logits = logits.float()
-            counts = character_counts(
-                targets.to(logits.device), target_lengths, num_classes, frames
-            )
-            mask = None
-            if input_lengths is not None or not (self.mode == "cross_entropy" and self.fast):
-                mask = frame_mask(
-                    total_frames,
-                    frames if input_lengths is not None else None,
-                    batch,
-                    logits.device,
-                )
-            if self.mode == "reference":
-                per_sample = ace_reference(logits, counts)
-            elif self.mode == "cross_entropy" and self.fast:
-                per_sample = ace_cross_entropy_fast(
-                    logits, counts, targets.to(logits.device), target_lengths, frames, mask
-                )
-            else:
-                log_probs = F.log_softmax(logits, dim=-1)
-                if self.mode == "cross_entropy":
-                    per_sample = ace_cross_entropy(log_probs, counts, mask, frames)
-                else:
-                    per_sample = ace_regression(log_probs, counts, mask)
+            per_sample, counts = self._per_sample(logits, targets, target_lengths, frames, masked)
             kl = per_sample.detach() - count_entropy(counts, frames)
+        if keep is None:
+            return ACETerms(per_sample.mean(), kl.mean(), 0)
         skipped = int((~keep).sum())
         if skipped == batch:
             zero = logits.sum() * 0.0
             return ACETerms(zero, zero.detach(), skipped)
-        if skipped:
-            per_sample, kl = per_sample[keep], kl[keep]
-        return ACETerms(per_sample.mean(), kl.mean(), skipped)
+        return ACETerms(per_sample[keep].mean(), kl[keep].mean(), skipped)
 
-    def _check_lengths(self, target_lengths: Tensor, frames: Tensor, names) -> Tensor:
-        """A label longer than T would make N_blank negative: an error, or a counted skip."""
+    def _per_sample(
+        self, logits: Tensor, targets: Tensor, target_lengths: Tensor, frames: Tensor, masked: bool
+    ) -> tuple[Tensor, Tensor]:
+        batch, total_frames, num_classes = logits.shape
+        targets = targets.to(logits.device)
+        counts = character_counts(targets, target_lengths, num_classes, frames)
+        fast = self.mode == "cross_entropy" and self.fast
+        mask = None
+        if masked or not fast:
+            mask = frame_mask(total_frames, frames if masked else None, batch, logits.device)
+        if self.mode == "reference":
+            return ace_reference(logits, counts), counts
+        if fast:
+            return ace_cross_entropy_fast(
+                logits, counts, targets, target_lengths, frames, mask
+            ), counts
+        log_probs = F.log_softmax(logits, dim=-1)
+        if self.mode == "cross_entropy":
+            return ace_cross_entropy(log_probs, counts, mask, frames), counts
+        return ace_regression(log_probs, counts, mask), counts
+
+    def _check_lengths(self, target_lengths: Tensor, frames: Tensor, names) -> Tensor | None:
+        """A label longer than T would make N_blank negative: an error, or a counted skip.
+
+        Returns which samples to keep, or None when all are kept.
+        """
         keep = target_lengths <= frames
-        if self.on_too_long == "error" and not bool(keep.all()):
+        if bool(keep.all()):
+            return None
+        if self.on_too_long == "error":
             i = int((~keep).nonzero()[0])
             who = f"{names[i]!r}" if names is not None else f"batch index {i}"
             raise ValueError(
