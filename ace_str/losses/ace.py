@@ -97,8 +97,8 @@ class ACELoss(nn.Module):
 
     ``logits`` are raw scores (B, T, C) or (B, H, W, C); ``targets`` (B, L) padded class indices;
     ``target_lengths`` (B,); optional ``input_lengths`` (B,) valid frames for 1D predictions.
-    ``fast`` computes the cross-entropy form with ``FastACECrossEntropy`` (about two softmax
-    passes for forward plus backward); off, with the composed ops of ``ace_cross_entropy``.
+    ``fast`` computes the cross-entropy form with ``FastACECrossEntropy`` (the analytic gradient
+    of Eq. 9, one logits-sized buffer); off, with the composed ops of ``ace_cross_entropy``.
     """
 
     def __init__(
@@ -131,8 +131,8 @@ class ACELoss(nn.Module):
         names: list[str] | None = None,
     ) -> ACETerms:
         logits = flatten_prediction(logits)
-        batch, total_frames, num_classes = logits.shape
-        masked = input_lengths is not None and logits.dim() == 3
+        batch, total_frames, _ = logits.shape
+        masked = input_lengths is not None
         if masked:
             frames = input_lengths.to(logits.device).clamp(max=total_frames)
         else:

@@ -1,8 +1,8 @@
 """A fast ACE cross-entropy (Eq. 8) with the analytic gradient of Eq. 9.
 
-``ace_cross_entropy`` in ace.py is the readable form; this is the same value in about one and a
-half softmax passes over the logits and one logits-sized buffer, which is what makes ACE cheap
-next to CTC.
+``ace_cross_entropy`` in ace.py is the readable form; this is the same value with one
+logits-sized buffer and no autograd graph over the logits, which is what makes ACE cheap next to
+CTC (measured by ``scripts/bench_complexity.py``).
 """
 
 from __future__ import annotations
