@@ -39,8 +39,9 @@ def test_gradcheck_function(path):
     frames = torch.full((3,), logits.shape[1])
     counts = character_counts(targets, lengths, logits.shape[-1], frames)
     logits.requires_grad_(True)
+    function = FastACECrossEntropy.apply
     assert torch.autograd.gradcheck(
-        lambda x: FastACECrossEntropy.apply(x, counts, targets, lengths, frames, None), (logits,)
+        lambda x: function(x, counts, targets, lengths, frames, None, False), (logits,)
     )
 
 
@@ -68,24 +69,29 @@ def test_second_backward_recomputes(path):
     assert torch.equal(first, second)
 
 
+@pytest.mark.parametrize("kernel", [False, True], ids=["torch", "kernel"])
 @pytest.mark.parametrize("path", PATHS)
-def test_underflowing_label_class_is_exact(path):
+def test_underflowing_label_class_is_exact(path, kernel):
     classes, max_len = PATHS[path]
     logits, targets, lengths = make_batch(classes, max_len, dtype=torch.float32)
     logits[0, :, 3] = -1e4  # class 3 is in sample 0's label and has probability 0 everywhere
-    fast_value, fast_grad = value_and_grad(ACELoss(), logits, targets, lengths)
-    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits, targets, lengths)
+    fast_value, fast_grad = value_and_grad(ACELoss(kernel=kernel), logits, targets, lengths)
+    # the kernel redoes class 3 in float64, which float32 log_softmax at 1e4 cannot match
+    reference = logits.double() if kernel else logits
+    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), reference, targets, lengths)
+    ref_value, ref_grad = ref_value.float(), ref_grad.float()
     assert torch.isfinite(fast_value) and fast_value > 100
     assert torch.allclose(fast_value, ref_value, rtol=1e-5)
     assert torch.isfinite(fast_grad).all() and (fast_grad[0, :, 3] < 0).all()
     assert torch.allclose(fast_grad, ref_grad, atol=1e-6)
 
 
+@pytest.mark.parametrize("kernel", [False, True], ids=["torch", "kernel"])
 @pytest.mark.parametrize("path", PATHS)
-def test_huge_logits_match_reference(path):
+def test_huge_logits_match_reference(path, kernel):
     logits, targets, lengths = make_batch(*PATHS[path], dtype=torch.float32)
     logits = logits / 3 * 1e4
-    fast_value, fast_grad = value_and_grad(ACELoss(), logits, targets, lengths)
+    fast_value, fast_grad = value_and_grad(ACELoss(kernel=kernel), logits, targets, lengths)
     ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits, targets, lengths)
     assert torch.isfinite(fast_value) and torch.isfinite(fast_grad).all()
     assert torch.allclose(fast_value, ref_value, rtol=1e-5)
@@ -110,7 +116,7 @@ def test_frames_far_below_the_sample_max_take_the_exact_path(monkeypatch):
     monkeypatch.setattr(
         ace_fast, "_label_columns_forward", lambda *a: taken.append(1) or original(*a)
     )
-    fast_value, fast_grad = value_and_grad(ACELoss(), logits, targets, lengths)
+    fast_value, fast_grad = value_and_grad(ACELoss(kernel=False), logits, targets, lengths)
     ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits, targets, lengths)
     assert taken  # the exponential path was refused, shifted or not
     assert torch.allclose(fast_value, ref_value, rtol=1e-5)
@@ -132,8 +138,78 @@ def test_few_classes_use_the_exponential_path(monkeypatch, offset):
         raise AssertionError("label-column path taken for a well-scaled few-class batch")
 
     monkeypatch.setattr(ace_fast, "_label_columns_forward", refuse)
-    fast_value, fast_grad = value_and_grad(ACELoss(), logits, targets, lengths)
+    fast_value, fast_grad = value_and_grad(ACELoss(kernel=False), logits, targets, lengths)
     ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits - offset, targets, lengths)
     assert shifts == ([False] if offset == 0 else [False, True])
     assert torch.allclose(fast_value, ref_value, rtol=1e-5)
     assert torch.allclose(fast_grad, ref_grad, atol=1e-6)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+@pytest.mark.parametrize("classes", [6, 37, 300])
+def test_kernel_matches_float64_autograd(classes, masked):
+    """The fused CPU kernels (float32) against autograd of the composed ops in float64."""
+    logits, targets, lengths = make_batch(classes, 5, batch=4, frames=12, dtype=torch.float32)
+    input_lengths = torch.tensor([12, 9, 5, 7]) if masked else None
+    args = (targets, lengths, input_lengths)
+    value, grad = value_and_grad(ACELoss(kernel=True), logits, *args)
+    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits.double(), *args)
+    assert value.dtype == grad.dtype == torch.float32
+    assert torch.allclose(value.double(), ref_value, rtol=1e-6)
+    assert torch.allclose(grad.double(), ref_grad, atol=1e-7)
+    if masked:
+        assert (grad[1, 9:] == 0).all() and (grad[2, 5:] == 0).all()
+
+
+def test_kernel_reads_a_2d_map_as_frames():
+    gen = torch.Generator().manual_seed(1)
+    logits = torch.randn(2, 3, 4, 37, generator=gen)
+    targets, lengths = torch.tensor([[5, 5, 9], [1, 2, 0]]), torch.tensor([3, 2])
+    value, grad = value_and_grad(ACELoss(kernel=True), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(ACELoss(kernel=False), logits, targets, lengths)
+    assert grad.shape == logits.shape
+    assert torch.allclose(value, ref_value, rtol=1e-6)
+    assert torch.allclose(grad, ref_grad, atol=1e-7)
+
+
+def test_kernel_second_backward_recomputes():
+    logits, targets, lengths = make_batch(37, 5, dtype=torch.float32)
+    logits.requires_grad_(True)
+    loss = ACELoss(kernel=True)(logits, targets, lengths)
+    (first,) = torch.autograd.grad(loss, logits, retain_graph=True)
+    (second,) = torch.autograd.grad(loss, logits)
+    assert torch.equal(first, second)
+
+
+def test_kernel_sample_without_frames_gives_no_loss_and_no_gradient():
+    logits, _, _ = make_batch(37, 5, batch=2, dtype=torch.float32)
+    targets, lengths = torch.tensor([[4, 2], [0, 0]]), torch.tensor([2, 0])
+    per_sample = ace_fast.ace_cross_entropy_fast(
+        logits.requires_grad_(True),
+        character_counts(targets, lengths, 37, torch.tensor([7, 0])),
+        targets,
+        lengths,
+        torch.tensor([7, 0]),
+        kernel=True,
+    )
+    (grad,) = torch.autograd.grad(per_sample.sum(), logits)
+    assert per_sample[1] == 0 and (grad[1] == 0).all()
+    assert torch.isfinite(per_sample).all() and grad[0].abs().sum() > 0
+
+
+def test_kernel_refuses_what_it_cannot_take():
+    logits, targets, lengths = make_batch(37, 5)  # float64
+    with pytest.raises(ValueError, match="float32 CPU"):
+        ACELoss(kernel=True)(logits, targets, lengths)
+
+
+def test_kernel_threads_follow_torch():
+    numba = pytest.importorskip("numba")
+    logits, targets, lengths = make_batch(37, 5, dtype=torch.float32)
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        ACELoss(kernel=True)(logits, targets, lengths)
+        assert numba.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

@@ -56,3 +56,37 @@ def test_trainer_mixes_lmdb_and_synthetic_sources(tiny_config, tmp_path: Path) -
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.fit()
     assert trainer.source_counts == {"real": 9, "render": 3}  # batch 4: 3 + 1, three steps
+
+
+def write_folder(path: Path, words: list[str]) -> Path:
+    """An ``images/`` + ``labels.tsv`` folder, the layout of ../shared/data/real_train."""
+    (path / "images").mkdir(parents=True)
+    for i in range(len(words)):
+        Image.new("L", (40, 12), 200).save(path / "images" / f"{i}.png")
+    lines = [f"{i}.png\t{word}" for i, word in enumerate(words)]
+    (path / "labels.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_trainer_mixes_labelled_folders_lmdbs_and_synthetic(tiny_config, tmp_path: Path) -> None:
+    """real_train-style folders (and LMDBs beside them) feed training like any source."""
+    write_folder(tmp_path / "real/IIIT5K_train", ["street", "hotel"])
+    write_folder(tmp_path / "real/SVT_train", ["open"])
+    write_words(tmp_path / "real/lmdb", ["exit", "bar"])
+    cfg = tiny_config(
+        f"data.train_sources=[{{roots: [{tmp_path / 'real'}], ratio: 0.5, name: real}},"
+        " {ratio: 0.5, name: render}]",
+        "trainer.max_steps=3",
+    )
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert len(trainer.train_set.sources[0]) == 5
+    trainer.fit()
+    assert trainer.source_counts == {"real": 6, "render": 6}
+
+
+def test_train_roots_take_a_labelled_folder(tiny_config, tmp_path: Path) -> None:
+    root = write_folder(tmp_path / "words", ["street", "hotel", "open"])
+    cfg = tiny_config(f"data.train_roots=[{root}]", "trainer.max_steps=2")
+    trainer = Trainer(cfg, tmp_path / "run")
+    assert len(trainer.train_set) == 3
+    trainer.fit()

@@ -7,13 +7,13 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
-from torch.utils.data import Dataset
+from torch.utils.data import ConcatDataset, Dataset
 
 from ace_str.data.charset import Charset
 from ace_str.data.lmdb import (
@@ -156,3 +156,27 @@ def open_dataset(
         f"{path} holds neither data.mdb nor {labels_file}"
         + (f"; open the datasets below it one by one: {[str(p) for p in found]}" if found else "")
     )
+
+
+def open_training_roots(
+    roots: Sequence[str | Path],
+    charset: Charset,
+    max_label_length: int,
+    transform: Callable[[Image.Image], Any] | None,
+) -> Dataset:
+    """One dataset over every LMDB and labelled folder found under ``roots`` (training data
+    may be MJSynth LMDBs, an ``images/`` + ``labels.tsv`` folder such as real_train, or both)."""
+    missing = [str(r) for r in roots if not Path(r).exists()]
+    if missing:
+        raise FileNotFoundError(f"training data: no such folder: {', '.join(missing)}")
+    found = [p for root in roots for p in find_datasets(root)]
+    if not found:
+        raise FileNotFoundError(f"no data.mdb or {LABELS_FILE} under {', '.join(map(str, roots))}")
+    lmdbs = [p for p in found if (p / "data.mdb").is_file()]
+    parts: list[Dataset] = []
+    if lmdbs:
+        parts.append(LmdbDataset(lmdbs, charset, max_label_length, transform))
+    for path in found:
+        if path not in lmdbs:
+            parts.append(LabelledFolderDataset(path, charset, max_label_length, transform))
+    return parts[0] if len(parts) == 1 else ConcatDataset(parts)

@@ -135,14 +135,15 @@ def build_mixed_dataset(
     transform: Any,
     wrap: Callable[[Dataset], Dataset] = lambda dataset: dataset,
 ) -> MixedDataset:
-    """``data.train_sources`` entries: ``{roots: [...], ratio}`` (LMDBs) or ``{ratio}`` alone
-    (the synthetic renderer, optionally ``synth: {...}`` overriding ``data.synth`` fields);
-    ``name`` defaults to the first root's folder name or ``synth``. ``wrap`` is applied to each
-    source (e.g. label shuffling, which expects plain ``(image, label)`` samples)."""
+    """``data.train_sources`` entries: ``{roots: [...], ratio}`` (LMDBs or labelled folders) or
+    ``{ratio}`` alone (the synthetic renderer, optionally ``synth: {...}`` overriding
+    ``data.synth`` fields); ``name`` defaults to the first root's folder name or ``synth``.
+    ``wrap`` is applied to each source (e.g. label shuffling, which expects plain
+    ``(image, label)`` samples)."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
-    from ace_str.data.lmdb import LmdbDataset
+    from ace_str.data.folder import open_training_roots
 
     datasets, names, ratios, shuffles = [], [], [], []
     for i, source in enumerate(sources):
@@ -150,12 +151,11 @@ def build_mixed_dataset(
         if "ratio" not in source:
             raise ValueError(f"data.train_sources[{i}] has no ratio")
         if roots:
-            missing = [r for r in roots if not Path(r).exists()]
-            if missing:
-                raise FileNotFoundError(
-                    f"data.train_sources[{i}].roots: no such folder: {', '.join(missing)}"
-                )
-            datasets.append(wrap(LmdbDataset(roots, charset, max_label_length, transform)))
+            try:
+                dataset = open_training_roots(roots, charset, max_label_length, transform)
+            except FileNotFoundError as error:
+                raise FileNotFoundError(f"data.train_sources[{i}].roots: {error}") from None
+            datasets.append(wrap(dataset))
             shuffles.append(True)
             default = Path(roots[0]).name
         else:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -13,8 +12,11 @@ from torch.utils.data import DataLoader, Dataset
 
 from ace_str.data.charset import Charset
 from ace_str.data.collate import Collator
-from ace_str.data.folder import find_datasets, open_dataset  # noqa: F401 (re-exported)
-from ace_str.data.lmdb import LmdbDataset
+from ace_str.data.folder import (  # noqa: F401 (find_datasets, open_dataset re-exported)
+    find_datasets,
+    open_dataset,
+    open_training_roots,
+)
 from ace_str.data.mixing import MixedDataset, build_mixed_dataset
 from ace_str.data.sampler import ResumableSampler
 from ace_str.data.shuffle import ShuffledLabels
@@ -46,7 +48,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_train_dataset(cfg: DictConfig, charset: Charset) -> tuple[Dataset, bool]:
-    """LMDB roots when configured, else the synthetic renderer; also whether to shuffle."""
+    """LMDB or labelled-folder roots when configured, else the synthetic renderer; also
+    whether to shuffle."""
     transform = build_transform(cfg)
     if cfg.data.get("train_sources"):  # several sources mixed by ratio; see data/mixing.py
         wrap = lambda dataset: shuffle_labels(dataset, cfg)  # noqa: E731
@@ -55,10 +58,10 @@ def build_train_dataset(cfg: DictConfig, charset: Charset) -> tuple[Dataset, boo
         return build_mixed_dataset(sources, cfg.data.synth, charset, length, transform, wrap), True
     roots = list(cfg.data.train_roots or [])
     if roots:
-        missing = [r for r in roots if not Path(r).exists()]
-        if missing:
-            raise FileNotFoundError(f"data.train_roots: no such folder: {', '.join(missing)}")
-        dataset = LmdbDataset(roots, charset, cfg.data.max_label_length, transform)
+        try:
+            dataset = open_training_roots(roots, charset, cfg.data.max_label_length, transform)
+        except FileNotFoundError as error:
+            raise FileNotFoundError(f"data.train_roots: {error}") from None
         return shuffle_labels(dataset, cfg), True
     synth = instantiate(cfg.data.synth, charset=charset, transform=transform)
     return shuffle_labels(synth, cfg), False

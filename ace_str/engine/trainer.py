@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
+from torch.utils.data import ConcatDataset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -324,7 +325,7 @@ class Trainer:
         datasets = getattr(self.train_set, "sources", [self.train_set])
         dropped: Counter = Counter()
         for dataset in datasets:
-            for stats in getattr(getattr(dataset, "dataset", dataset), "stats", None) or []:
+            for stats in _index_stats(dataset):
                 dropped.update(stats.dropped)
         for reason, count in sorted(dropped.items()):
             writer.add_scalar(f"data/dropped_at_index/{reason}", count, self.step)
@@ -472,3 +473,14 @@ class Trainer:
 
 def _counts(counter: Counter) -> str:
     return ", ".join(f"{k}: {v}" for k, v in sorted(counter.items())) or "none"
+
+
+def _index_stats(dataset) -> list:
+    """SourceStats of an LMDB or labelled-folder dataset, through label shuffling and concats."""
+    dataset = getattr(dataset, "dataset", dataset)  # ShuffledLabels
+    if isinstance(dataset, ConcatDataset):
+        return [stats for part in dataset.datasets for stats in _index_stats(part)]
+    stats = getattr(dataset, "stats", None)
+    if stats is None:
+        return []
+    return stats if isinstance(stats, list) else [stats]

@@ -99,10 +99,16 @@ class ACELoss(nn.Module):
     ``target_lengths`` (B,); optional ``input_lengths`` (B,) valid frames for 1D predictions.
     ``fast`` computes the cross-entropy form with ``FastACECrossEntropy`` (the analytic gradient
     of Eq. 9, one logits-sized buffer); off, with the composed ops of ``ace_cross_entropy``.
+    ``kernel`` (fast only): the fused CPU kernels of ace_kernel.py for float32 CPU logits; None
+    uses them wherever they apply, False keeps PyTorch ops.
     """
 
     def __init__(
-        self, mode: str = "cross_entropy", on_too_long: str = "error", fast: bool = True
+        self,
+        mode: str = "cross_entropy",
+        on_too_long: str = "error",
+        fast: bool = True,
+        kernel: bool | None = None,
     ) -> None:
         super().__init__()
         if mode not in MODES:
@@ -112,6 +118,7 @@ class ACELoss(nn.Module):
         self.mode = mode
         self.on_too_long = on_too_long
         self.fast = fast
+        self.kernel = kernel
 
     def forward(
         self,
@@ -166,7 +173,7 @@ class ACELoss(nn.Module):
             return ace_reference(logits, counts), counts
         if fast:
             return ace_cross_entropy_fast(
-                logits, counts, targets, target_lengths, frames, mask
+                logits, counts, targets, target_lengths, frames, mask, self.kernel
             ), counts
         log_probs = F.log_softmax(logits, dim=-1)
         if self.mode == "cross_entropy":
