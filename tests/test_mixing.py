@@ -7,6 +7,7 @@ from itertools import islice
 from pathlib import Path
 
 import lmdb
+import pytest
 from PIL import Image
 
 from ace_str.data.mixing import MixedDataset, batch_counts
@@ -90,3 +91,23 @@ def test_train_roots_take_a_labelled_folder(tiny_config, tmp_path: Path) -> None
     trainer = Trainer(cfg, tmp_path / "run")
     assert len(trainer.train_set) == 3
     trainer.fit()
+
+
+def test_a_source_joining_later_keeps_batches_resumable() -> None:
+    """start_step: synthetic only at first, then real words mixed in; resume mid-phase.
+
+    Indices 0-49 are the synthetic source, 50-59 the real one."""
+    mixed = MixedDataset(
+        [range(50), range(10)], ["synth", "real"], [1.0, 1.0], [False, True], [0, 3]
+    )
+    batches = list(islice(mixed.batch_sampler(4, seed=2, start_sample=0), 8))
+    assert all(max(b) < 50 for b in batches[:3])  # before step 3: synthetic only
+    assert all(sum(i >= 50 for i in b) == 2 for b in batches[3:])
+    assert [i for b in batches for i in b if i < 50] == list(range(12 + 5 * 2))
+    for start in (2, 3, 5):
+        assert list(islice(mixed.batch_sampler(4, 2, start * 4), 8 - start)) == batches[start:]
+    ranks = [list(islice(mixed.batch_sampler(4, 2, 0, rank=r, world_size=2), 5)) for r in (0, 1)]
+    assert all(max(b) < 50 for r in ranks for b in r[:3]) and min(ranks[1][3]) < 50
+    assert sum(i >= 50 for i in ranks[0][4]) == 2
+    with pytest.raises(ValueError, match="start_step"):
+        MixedDataset([range(5), range(5)], ["a", "b"], [1.0, 1.0], [True, True], [2, 3])

@@ -3,6 +3,8 @@
 Each batch takes ``n_i`` samples from source ``i`` (ratios turned into whole counts by largest
 remainder), each source walking its own resumable stream, so batch b's content depends on b
 alone: a resumed run sees the batches an uninterrupted one would, and ranks shard each stream.
+A source may join at a later batch (``start_step``): pre-training on synthetic words, then
+fine-tuning on real ones mixed in, is one run.
 """
 
 from __future__ import annotations
@@ -53,15 +55,23 @@ class MixedDataset(Dataset):
         names: Sequence[str],
         ratios: Sequence[float],
         shuffles: Sequence[bool],
+        start_steps: Sequence[int] | None = None,
     ) -> None:
-        if not len(sources) == len(names) == len(ratios) == len(shuffles):
+        start_steps = [0] * len(sources) if start_steps is None else list(start_steps)
+        if not len(sources) == len(names) == len(ratios) == len(shuffles) == len(start_steps):
             raise ValueError("sources, names, ratios and shuffles must have one entry per source")
+        if any(s < 0 for s in start_steps) or min(start_steps, default=0) != 0:
+            raise ValueError(
+                f"data.train_sources: start_step must be >= 0 and some source must start at 0, "
+                f"got {list(start_steps)}"
+            )
         if len(set(names)) != len(names):
             raise ValueError(f"data.train_sources: names must be unique, got {list(names)}")
         self.sources = list(sources)
         self.names = list(names)
         self.ratios = [float(r) for r in ratios]
         self.shuffles = list(shuffles)
+        self.start_steps = [int(s) for s in start_steps]
         self._ends: list[int] = []
         for source in self.sources:
             self._ends.append((self._ends[-1] if self._ends else 0) + len(source))
@@ -89,8 +99,10 @@ class MixedDataset(Dataset):
 class MixedBatchSampler(Sampler[list[int]]):
     """Endless batches of MixedDataset indices, ``counts[i]`` from source i in each.
 
-    ``start_batch`` counts global batches (all ranks together); source i's stream starts at
-    ``start_batch * counts[i]`` and is sharded over ranks like ``ResumableSampler``.
+    The batches form phases, one from each distinct ``start_step`` (a step is one batch per
+    rank) on, each with its own counts; sources not yet started take none. ``start_batch``
+    counts global batches (all ranks together); source i's stream starts where the batches
+    before it left it, and is sharded over ranks like ``ResumableSampler``.
     """
 
     def __init__(
@@ -102,28 +114,63 @@ class MixedBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         world_size: int = 1,
     ) -> None:
-        self.counts = batch_counts(dataset.ratios, batch_size)
+        self.phase_starts = sorted(set(dataset.start_steps))
+        self.phase_counts = []
+        for start in self.phase_starts:
+            ratios = [
+                r if s <= start else 0.0
+                for r, s in zip(dataset.ratios, dataset.start_steps, strict=True)
+            ]
+            counts = batch_counts(ratios, batch_size)
+            counts = [n if r > 0 else 0 for n, r in zip(counts, ratios, strict=True)]
+            self.phase_counts.append(counts)
+            log.info(
+                "mixing per batch of %d from step %d: %s",
+                batch_size,
+                start,
+                ", ".join(f"{name} {n}" for name, n in zip(dataset.names, counts, strict=True)),
+            )
+        self.start_step = start_batch // world_size
         self.offsets = [end - len(s) for end, s in zip(dataset._ends, dataset.sources, strict=True)]
+        pairs = enumerate(zip(dataset.sources, dataset.shuffles, strict=True))
         self.samplers = [
             ResumableSampler(
-                len(source), seed + 7919 * i, shuffle, start_batch * n, rank, world_size
+                len(source),
+                seed + 7919 * i,
+                shuffle,
+                self.taken(i, self.start_step) * world_size,
+                rank,
+                world_size,
             )
-            for i, (source, shuffle, n) in enumerate(
-                zip(dataset.sources, dataset.shuffles, self.counts, strict=True)
-            )
+            for i, (source, shuffle) in pairs
         ]
-        log.info(
-            "mixing per batch of %d: %s",
-            batch_size,
-            ", ".join(f"{name} {n}" for name, n in zip(dataset.names, self.counts, strict=True)),
-        )
+
+    @property
+    def counts(self) -> list[int]:
+        """Samples per source in the batch the sampler starts at."""
+        return self.counts_at(self.start_step)
+
+    def counts_at(self, step: int) -> list[int]:
+        return self.phase_counts[bisect.bisect_right(self.phase_starts, step) - 1]
+
+    def taken(self, source: int, steps: int) -> int:
+        """Samples source ``source`` gave one rank's first ``steps`` batches."""
+        ends = [*self.phase_starts[1:], None]
+        total = 0
+        for start, end, counts in zip(self.phase_starts, ends, self.phase_counts, strict=True):
+            span = max(0, min(steps, end if end is not None else steps) - start)
+            total += span * counts[source]
+        return total
 
     def __iter__(self) -> Iterator[list[int]]:
         streams = [iter(s) for s in self.samplers]
+        step = self.start_step
         while True:
             batch: list[int] = []
-            for stream, n, offset in zip(streams, self.counts, self.offsets, strict=True):
+            counts = self.counts_at(step)
+            for stream, n, offset in zip(streams, counts, self.offsets, strict=True):
                 batch.extend(offset + next(stream) for _ in range(n))
+            step += 1
             yield batch
 
 
@@ -145,7 +192,7 @@ def build_mixed_dataset(
 
     from ace_str.data.folder import open_training_roots
 
-    datasets, names, ratios, shuffles = [], [], [], []
+    datasets, names, ratios, shuffles, starts = [], [], [], [], []
     for i, source in enumerate(sources):
         roots = [str(r) for r in (source.get("roots") or [])]
         if "ratio" not in source:
@@ -165,4 +212,5 @@ def build_mixed_dataset(
             default = "synth"
         names.append(str(source.get("name") or default))
         ratios.append(float(source["ratio"]))
-    return MixedDataset(datasets, names, ratios, shuffles)
+        starts.append(int(source.get("start_step") or 0))
+    return MixedDataset(datasets, names, ratios, shuffles, starts)
