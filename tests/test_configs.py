@@ -39,3 +39,31 @@ def test_missing_train_root_is_named(tmp_path):
     )
     with pytest.raises(FileNotFoundError, match="nope"):
         builders.build_train_dataset(cfg, builders.build_charset(cfg))
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_no_experiment_trains_or_validates_on_a_test_set(experiment):
+    """The benchmark test sets are for evaluate.py only (real_train holds the *_train sets)."""
+    from omegaconf import OmegaConf
+
+    cfg = compose_config("train", [f"experiment={experiment}"])
+    data = OmegaConf.to_container(cfg.data, resolve=True)
+    roots = [*data.get("train_roots", []), *data.get("val_roots", [])]
+    roots += [r for source in data.get("train_sources", []) for r in source.get("roots", [])]
+    assert not [r for r in roots if "benchmarks" in str(r) or "_test" in str(r)]
+
+
+def test_cpu_synth_real_fine_tunes_on_real_train_from_step_6000(tmp_path):
+    from PIL import Image
+
+    for name in ("IIIT5K_train", "SVT_train", "IC15_train"):
+        (tmp_path / name / "images").mkdir(parents=True)
+        Image.new("RGB", (50, 20), "white").save(tmp_path / name / "images/0.png")
+        (tmp_path / name / "labels.tsv").write_text("0.png\tHotel\n", encoding="utf-8")
+    cfg = compose_config(
+        "train", ["experiment=cpu_synth_real", *TINY, f"data.real_train_root={tmp_path}"]
+    )
+    dataset, _ = builders.build_train_dataset(cfg, builders.build_charset(cfg))
+    assert dataset.names == ["synth", "real"] and len(dataset.sources[1]) == 3
+    sampler = dataset.batch_sampler(cfg.data.batch_size, cfg.seed, 0)
+    assert sampler.counts_at(5999)[1] == 0 and sampler.counts_at(6000)[1] > 0
