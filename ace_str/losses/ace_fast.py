@@ -133,43 +133,29 @@ def _kernel_forward(ctx: FunctionCtx, logits: Tensor, counts: Tensor, frames: Te
     probs = torch.empty_like(logits)
     ratio = logits.new_empty(batch, classes)
     log_sum = torch.empty(batch, classes, dtype=torch.float64)
-    log_totals = torch.empty(batch, total, dtype=torch.float64)
+    frame_stats = logits.new_empty(batch, 2, total)
+    n_exact = torch.empty(batch, dtype=torch.int32)
     loss = logits.new_empty(batch)
     counts = counts.to(torch.float32).contiguous()
     frames = frames.to(torch.int64).contiguous()
-    kernels.ace_forward_kernel(
-        logits.numpy(),
-        counts.numpy(),
-        frames.numpy(),
-        probs.numpy(),
-        ratio.numpy(),
-        log_sum.numpy(),
-        log_totals.numpy(),
-        loss.numpy(),
-    )
-    ctx.probs, ctx.kernel_args = probs, (counts, frames, ratio, log_sum, log_totals)
+    state = (counts, frames, ratio, log_sum, frame_stats, n_exact)
+    arrays = [x.numpy() for x in (logits, counts, frames, probs, *state[2:], loss)]
+    kernels.ace_forward_kernel(*arrays)
+    ctx.probs, ctx.kernel_state = probs, state
     return loss
 
 
 def _kernel_backward(ctx: FunctionCtx, grad_out: Tensor) -> Tensor:
     logits = ctx.saved_tensors[0].detach().contiguous()
-    counts, frames, ratio, log_sum, log_totals = ctx.kernel_args
     probs, ctx.probs = ctx.probs, None
     if probs is None:  # a second backward (retain_graph): the buffer was spent, redo forward
-        _kernel_forward(ctx, logits, counts, frames)
+        _kernel_forward(ctx, logits, *ctx.kernel_state[:2])
         probs, ctx.probs = ctx.probs, None
     _match_threads()
+    counts, frames, *rest = ctx.kernel_state
     scale = grad_out.detach().to(torch.float32).contiguous()
-    cpu_kernels().ace_backward_kernel(
-        probs.numpy(),
-        logits.numpy(),
-        counts.numpy(),
-        frames.numpy(),
-        ratio.numpy(),
-        log_sum.numpy(),
-        log_totals.numpy(),
-        scale.numpy(),
-    )
+    arrays = [x.numpy() for x in (probs, logits, counts, frames, *rest, scale)]
+    cpu_kernels().ace_backward_kernel(*arrays)
     return probs
 
 

@@ -55,21 +55,23 @@ def _exp_nonpositive(x):
 
 
 @njit(parallel=True, fastmath=_FAST, error_model="numpy", cache=True)
-def ace_forward_kernel(logits, counts, frames, probs, ratio, log_sum, log_totals, loss):
+def ace_forward_kernel(logits, counts, frames, probs, ratio, log_sum, frame_stats, n_exact, loss):
     """Per sample b: probs = softmax (0 on frames >= frames[b]), loss[b] = Eq. 8, and for Eq. 9
-    ratio[b, k] = N_k / sum_t y^t_k. A label class below MIN_LABEL_SUM gets ratio 0 and its
-    log sum_t y^t_k in log_sum (NaN elsewhere), with the frames' log totals in log_totals[b].
+    ratio[b, k] = N_k / sum_t y^t_k. A label class below MIN_LABEL_SUM is redone in log space:
+    ratio 0, its ln sum_t y^t_k in log_sum (NaN elsewhere), counted in n_exact[b]; each
+    frame's max and softmax denominator stay in frame_stats[b] for its gradient.
     """
     batch, total, classes = logits.shape
     for b in prange(batch):
         valid = frames[b]
         probs[b, valid:] = 0.0
         loss[b] = 0.0
+        n_exact[b] = 0
+        y_sum = ratio[b]  # sum_t y^t_k is gathered here, then turned into r_k in place
+        y_sum[:] = 0.0
+        log_sum[b, :] = np.nan
         if valid <= 0:  # nothing to read: no loss, no gradient
             continue
-        y_sum = np.zeros(classes, np.float32)
-        shift = np.empty(total, np.float32)
-        totals = np.empty(total, np.float32)
         for t in range(valid):
             row = logits[b, t]
             out = probs[b, t]
@@ -86,38 +88,45 @@ def ace_forward_kernel(logits, counts, frames, probs, ratio, log_sum, log_totals
                 v = out[k] * inv
                 out[k] = v
                 y_sum[k] += v
-            shift[t] = m
-            totals[t] = z
+            frame_stats[b, 0, t] = m
+            frame_stats[b, 1, t] = z
         weighted_log = 0.0
-        lse_done = False
         for k in range(classes):
             n = counts[b, k]
-            ratio[b, k] = 0.0
-            log_sum[b, k] = np.nan
             if n <= 0:
-                continue
-            if y_sum[k] >= MIN_LABEL_SUM:
-                ratio[b, k] = n / y_sum[k]
+                y_sum[k] = 0.0
+            elif y_sum[k] >= MIN_LABEL_SUM:
                 weighted_log += n * math.log(y_sum[k])
-                continue
-            if not lse_done:  # ln of each frame's softmax denominator, in float64
-                for t in range(valid):
-                    log_totals[b, t] = shift[t] + math.log(float(totals[t]))
-                lse_done = True
-            top = -np.inf
-            for t in range(valid):
-                top = max(top, float(logits[b, t, k]) - log_totals[b, t])
-            acc = 0.0
-            for t in range(valid):
-                acc += math.exp(float(logits[b, t, k]) - log_totals[b, t] - top)
-            exact = top + math.log(acc)
-            log_sum[b, k] = exact
-            weighted_log += n * exact
+                y_sum[k] = n / y_sum[k]
+            else:
+                exact = _log_sum_over_frames(logits[b], frame_stats[b], valid, k)
+                log_sum[b, k] = exact
+                weighted_log += n * exact
+                y_sum[k] = 0.0
+                n_exact[b] += 1
         loss[b] = math.log(valid) - weighted_log / valid
 
 
+@njit(inline="always", fastmath=_FAST)
+def _log_frame_total(stats, t):
+    """ln sum_k exp(a^t_k), in float64: the frame's max plus ln of its shifted total."""
+    return np.float64(stats[0, t]) + math.log(np.float64(stats[1, t]))
+
+
+@njit(fastmath=_FAST, error_model="numpy")
+def _log_sum_over_frames(logits, stats, valid, k):
+    """ln sum_t y^t_k = logsumexp_t (a^t_k - ln sum_j exp(a^t_j)), exact where y underflows."""
+    top = -np.inf
+    for t in range(valid):
+        top = max(top, np.float64(logits[t, k]) - _log_frame_total(stats, t))
+    acc = 0.0
+    for t in range(valid):
+        acc += math.exp(np.float64(logits[t, k]) - _log_frame_total(stats, t) - top)
+    return top + math.log(acc)
+
+
 @njit(parallel=True, fastmath=_FAST, error_model="numpy", cache=True)
-def ace_backward_kernel(probs, logits, counts, frames, ratio, log_sum, log_totals, scale):
+def ace_backward_kernel(probs, logits, counts, frames, ratio, log_sum, frame_stats, n_exact, scale):
     """probs becomes dL/da (Eq. 9): scale[b] / T (y^t_k s_t - q^t_k) with q^t_k = y^t_k r_k
     and s_t = sum_k q^t_k; for a class redone in log space q^t_k = N_k exp(ln y^t_k - ln sum).
     """
@@ -126,27 +135,36 @@ def ace_backward_kernel(probs, logits, counts, frames, ratio, log_sum, log_total
         valid = frames[b]
         if valid <= 0:
             continue
-        exact = np.empty(classes, np.int64)
-        n_exact = 0
-        for k in range(classes):
-            if log_sum[b, k] == log_sum[b, k]:
-                exact[n_exact] = k
-                n_exact += 1
-        q = np.empty(max(n_exact, 1), np.float32)
         c = _F(scale[b] / valid)
         r = ratio[b]
+        if n_exact[b] == 0:
+            for t in range(valid):
+                g = probs[b, t]
+                s = _F(0.0)
+                for k in range(classes):
+                    s += g[k] * r[k]
+                for k in range(classes):
+                    g[k] = g[k] * (s - r[k]) * c
+            continue
+        exact = np.empty(n_exact[b], np.int64)
+        j = 0
+        for k in range(classes):
+            if log_sum[b, k] == log_sum[b, k]:
+                exact[j] = k
+                j += 1
+        q = np.empty(n_exact[b], np.float32)
         for t in range(valid):
             g = probs[b, t]
             s = _F(0.0)
             for k in range(classes):
                 s += g[k] * r[k]
-            for j in range(n_exact):
+            log_total = _log_frame_total(frame_stats[b], t)
+            for j in range(exact.size):
                 k = exact[j]
-                log_share = float(logits[b, t, k]) - log_totals[b, t] - log_sum[b, k]
-                v = counts[b, k] * math.exp(log_share)
+                v = counts[b, k] * math.exp(np.float64(logits[b, t, k]) - log_total - log_sum[b, k])
                 q[j] = v
                 s += v
             for k in range(classes):
                 g[k] = g[k] * (s - r[k]) * c
-            for j in range(n_exact):
+            for j in range(exact.size):
                 g[exact[j]] -= q[j] * c
