@@ -3,8 +3,9 @@
 import pytest
 import torch
 
-from ace_str.losses import ace_fast
+from ace_str.losses import ace_cpu, ace_fast
 from ace_str.losses.ace import ACELoss, character_counts
+from ace_str.losses.ace_cpu import kernel_applies
 from ace_str.losses.ace_fast import DENSE_COLUMNS_FACTOR, FastACECrossEntropy
 
 # (classes, max label length): few classes use all columns, many use the label's columns only
@@ -39,9 +40,8 @@ def test_gradcheck_function(path):
     frames = torch.full((3,), logits.shape[1])
     counts = character_counts(targets, lengths, logits.shape[-1], frames)
     logits.requires_grad_(True)
-    function = FastACECrossEntropy.apply
     assert torch.autograd.gradcheck(
-        lambda x: function(x, counts, targets, lengths, frames, None, False), (logits,)
+        lambda x: FastACECrossEntropy.apply(x, counts, targets, lengths, frames, None), (logits,)
     )
 
 
@@ -184,23 +184,60 @@ def test_kernel_second_backward_recomputes():
 def test_kernel_sample_without_frames_gives_no_loss_and_no_gradient():
     logits, _, _ = make_batch(37, 5, batch=2, dtype=torch.float32)
     targets, lengths = torch.tensor([[4, 2], [0, 0]]), torch.tensor([2, 0])
-    per_sample = ace_fast.ace_cross_entropy_fast(
-        logits.requires_grad_(True),
-        character_counts(targets, lengths, 37, torch.tensor([7, 0])),
-        targets,
-        lengths,
-        torch.tensor([7, 0]),
-        kernel=True,
-    )
-    (grad,) = torch.autograd.grad(per_sample.sum(), logits)
-    assert per_sample[1] == 0 and (grad[1] == 0).all()
-    assert torch.isfinite(per_sample).all() and grad[0].abs().sum() > 0
+    logits.requires_grad_(True)
+    terms = ACELoss(kernel=True).terms(logits, targets, lengths, torch.tensor([7, 0]))
+    (grad,) = torch.autograd.grad(terms.loss, logits)
+    assert (grad[1] == 0).all() and grad[0].abs().sum() > 0
+    alone = ACELoss(kernel=True).terms(logits[:1], targets[:1], lengths[:1])
+    assert torch.allclose(terms.loss * 2, alone.loss)  # the empty sample adds 0 to the mean
+
+
+@pytest.mark.parametrize("on_too_long", ["skip", "error"])
+def test_kernel_kl_and_skips_match_pytorch_ops(on_too_long):
+    logits, targets, lengths = make_batch(37, 5, batch=4, frames=12, dtype=torch.float32)
+    input_lengths = torch.tensor([12, 3, 9, 12])  # sample 1 holds more symbols than frames
+    lengths[1] = 5
+    args = (logits.requires_grad_(True), targets, lengths, input_lengths)
+    kernel, torch_ops = ACELoss(on_too_long=on_too_long, kernel=True), ACELoss(kernel=False)
+    if on_too_long == "error":
+        with pytest.raises(ValueError, match="batch index 1 has a label of 5 symbols.*only 3"):
+            kernel.terms(*args)
+        return
+    torch_ops.on_too_long = "skip"
+    got, want = kernel.terms(*args), torch_ops.terms(*args)
+    assert got.skipped == want.skipped == 1
+    assert torch.allclose(got.loss, want.loss, rtol=1e-6)
+    assert torch.allclose(got.kl, want.kl, atol=1e-6) and not got.kl.requires_grad
+    (g1,) = torch.autograd.grad(got.loss, logits)
+    (g2,) = torch.autograd.grad(want.loss, logits)
+    assert torch.allclose(g1, g2, atol=1e-7) and (g1[1] == 0).all()
+
+
+def test_kernel_all_samples_skipped_gives_zero_loss_and_gradient():
+    logits, targets, lengths = make_batch(37, 5, batch=2, frames=3, dtype=torch.float32)
+    lengths[:] = 5
+    logits.requires_grad_(True)
+    terms = ACELoss(on_too_long="skip", kernel=True).terms(logits, targets, lengths)
+    (grad,) = torch.autograd.grad(terms.loss, logits)
+    assert terms.skipped == 2 and terms.loss == 0 and (grad == 0).all()
+
+
+def test_kernel_names_a_target_outside_the_classes():
+    logits, targets, lengths = make_batch(37, 5, dtype=torch.float32)
+    targets[1, 0] = 37
+    lengths[1] = max(int(lengths[1]), 1)
+    with pytest.raises(ValueError, match="batch index 1"):
+        ACELoss(kernel=True)(logits, targets, lengths)
 
 
 def test_kernel_refuses_what_it_cannot_take():
     logits, targets, lengths = make_batch(37, 5)  # float64
-    with pytest.raises(ValueError, match="float32 CPU"):
+    with pytest.raises(ValueError, match="float32 CPU logits"):
         ACELoss(kernel=True)(logits, targets, lengths)
+    many = torch.zeros(1, 4, ace_cpu.KERNEL_MAX_CLASSES + 1)
+    assert kernel_applies(many[..., :37]) and not kernel_applies(many)
+    value = ACELoss()(many, torch.tensor([[1]]), torch.tensor([1]))  # PyTorch's ops take it
+    assert torch.isfinite(value)
 
 
 def test_kernel_threads_follow_torch():

@@ -9,10 +9,17 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ace_str.losses.ace_cpu import (
+    KERNEL_MAX_CLASSES,
+    ace_terms_cpu,
+    cpu_kernels,
+    kernel_applies,
+)
 from ace_str.losses.ace_fast import ace_cross_entropy_fast
 
 MODES = ("cross_entropy", "regression", "reference")
@@ -99,7 +106,7 @@ class ACELoss(nn.Module):
     ``target_lengths`` (B,); optional ``input_lengths`` (B,) valid frames for 1D predictions.
     ``fast`` computes the cross-entropy form with ``FastACECrossEntropy`` (the analytic gradient
     of Eq. 9, one logits-sized buffer); off, with the composed ops of ``ace_cross_entropy``.
-    ``kernel`` (fast only): the fused CPU kernels of ace_kernel.py for float32 CPU logits; None
+    ``kernel`` (fast only): the fused numba kernels (ace_cpu.py) for float32 CPU logits; None
     uses them wherever they apply, False keeps PyTorch ops.
     """
 
@@ -138,6 +145,10 @@ class ACELoss(nn.Module):
         names: list[str] | None = None,
     ) -> ACETerms:
         logits = flatten_prediction(logits)
+        if logits.dtype in (torch.float16, torch.bfloat16):
+            logits = logits.float()  # ACE sums probabilities over time: float32 at least
+        if self._kernel(logits):
+            return self._kernel_terms(logits, targets, target_lengths, input_lengths, names)
         batch, total_frames, _ = logits.shape
         masked = input_lengths is not None
         if masked:
@@ -146,8 +157,6 @@ class ACELoss(nn.Module):
             frames = torch.full((batch,), total_frames, device=logits.device)
         target_lengths = target_lengths.to(logits.device)
         keep = self._check_lengths(target_lengths, frames, names)
-        if logits.dtype in (torch.float16, torch.bfloat16):
-            logits = logits.float()  # ACE sums probabilities over time: float32 at least
         with torch.autocast(device_type=logits.device.type, enabled=False):
             per_sample, counts = self._per_sample(logits, targets, target_lengths, frames, masked)
             kl = per_sample.detach() - count_entropy(counts, frames)
@@ -158,6 +167,38 @@ class ACELoss(nn.Module):
             zero = logits.sum() * 0.0
             return ACETerms(zero, zero.detach(), skipped)
         return ACETerms(per_sample[keep].mean(), kl[keep].mean(), skipped)
+
+    def _kernel_terms(
+        self,
+        logits: Tensor,
+        targets: Tensor,
+        target_lengths: Tensor,
+        input_lengths: Tensor | None,
+        names: list[str] | None,
+    ) -> ACETerms:
+        """The same terms from the numba kernels (ace_cpu.py), which check labels themselves."""
+        kernels = cpu_kernels()
+        total_frames = logits.shape[1]
+
+        def report(status: np.ndarray) -> int:
+            bad = np.flatnonzero(status == kernels.BAD_TARGET)
+            if bad.size:
+                i = int(bad[0])
+                raise ValueError(
+                    f"ACE: sample {_who(i, names)} has a target class outside "
+                    f"[0, {logits.shape[-1]}) or a length beyond its padding: "
+                    f"{targets[i].tolist()} (length {int(target_lengths[i])})"
+                )
+            too_long = np.flatnonzero(status == kernels.TOO_LONG)
+            if too_long.size and self.on_too_long == "error":
+                i = int(too_long[0])
+                frames = total_frames if input_lengths is None else int(input_lengths[i])
+                frames = min(frames, total_frames)
+                raise ValueError(_too_long_message(i, int(target_lengths[i]), frames, names))
+            return int(too_long.size)
+
+        loss, kl, skipped = ace_terms_cpu(logits, targets, target_lengths, input_lengths, report)
+        return ACETerms(loss, kl, skipped)
 
     def _per_sample(
         self, logits: Tensor, targets: Tensor, target_lengths: Tensor, frames: Tensor, masked: bool
@@ -173,12 +214,23 @@ class ACELoss(nn.Module):
             return ace_reference(logits, counts), counts
         if fast:
             return ace_cross_entropy_fast(
-                logits, counts, targets, target_lengths, frames, mask, self.kernel
+                logits, counts, targets, target_lengths, frames, mask
             ), counts
         log_probs = F.log_softmax(logits, dim=-1)
         if self.mode == "cross_entropy":
             return ace_cross_entropy(log_probs, counts, mask, frames), counts
         return ace_regression(log_probs, counts, mask), counts
+
+    def _kernel(self, logits: Tensor) -> bool:
+        if self.mode != "cross_entropy" or not self.fast or self.kernel is False:
+            return False
+        applies = kernel_applies(logits)
+        if self.kernel and not applies:
+            raise ValueError(
+                "ACE kernel=True needs float32 CPU logits of at most "
+                f"{KERNEL_MAX_CLASSES} classes, and numba"
+            )
+        return applies
 
     def _check_lengths(self, target_lengths: Tensor, frames: Tensor, names) -> Tensor | None:
         """A label longer than T would make N_blank negative: an error, or a counted skip.
@@ -190,10 +242,16 @@ class ACELoss(nn.Module):
             return None
         if self.on_too_long == "error":
             i = int((~keep).nonzero()[0])
-            who = f"{names[i]!r}" if names is not None else f"batch index {i}"
-            raise ValueError(
-                f"ACE: sample {who} has a label of {int(target_lengths[i])} symbols but the "
-                f"prediction has only {int(frames[i])} frames; shorten the label, widen the input, "
-                "or set on_too_long=skip"
-            )
+            raise ValueError(_too_long_message(i, int(target_lengths[i]), int(frames[i]), names))
         return keep
+
+
+def _who(index: int, names: list[str] | None) -> str:
+    return f"{names[index]!r}" if names is not None else f"batch index {index}"
+
+
+def _too_long_message(index: int, length: int, frames: int, names: list[str] | None) -> str:
+    return (
+        f"ACE: sample {_who(index, names)} has a label of {length} symbols but the prediction "
+        f"has only {frames} frames; shorten the label, widen the input, or set on_too_long=skip"
+    )

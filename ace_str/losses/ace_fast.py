@@ -7,9 +7,7 @@ CTC (measured by ``scripts/bench_complexity.py``).
 
 from __future__ import annotations
 
-import logging
 import math
-from types import ModuleType
 
 import torch
 from torch import Tensor
@@ -25,28 +23,6 @@ MIN_FRAME_TOTAL = math.exp(-20.0)
 MAX_FRAME_TOTAL = 1e30
 MIN_LABEL_SUM = 1e-20
 BACKWARD_CHUNKS = 4
-
-log = logging.getLogger(__name__)
-_kernels: ModuleType | bool | None = None  # ace_kernel once imported, False if numba is missing
-
-
-def cpu_kernels() -> ModuleType | None:
-    """The fused numba kernels (ace_kernel.py), imported on first use; None without numba."""
-    global _kernels
-    if _kernels is None:
-        try:
-            from ace_str.losses import ace_kernel
-
-            _kernels = ace_kernel
-        except ImportError as error:  # numba is a dependency; a broken install falls back
-            log.warning("numba unavailable (%s): ACE runs on PyTorch ops", error)
-            _kernels = False
-    return _kernels or None
-
-
-def kernel_applies(logits: Tensor) -> bool:
-    """The fused kernels take float32 CPU logits; everything else runs on PyTorch ops."""
-    return logits.device.type == "cpu" and logits.dtype == torch.float32 and bool(cpu_kernels())
 
 
 def label_columns(targets: Tensor, target_lengths: Tensor, frames: Tensor) -> tuple[Tensor, Tensor]:
@@ -79,8 +55,6 @@ class FastACECrossEntropy(torch.autograd.Function):
     e^t_k (s_t - r_k) / (z_t T), is e times a rank-two matrix, written into e in place.
     Softmax is shift-invariant, so when a frame total leaves the safe range the same is done
     with exp(a - max of the sample).
-    Float32 logits on the CPU go to the fused kernels of ace_kernel.py instead, one pass over
-    the logits each way.
     Many classes, or a batch that still could have underflowed (the label-column path):
     y = softmax(a); only the label's columns are gathered (r_k = 0 elsewhere), y is scaled by
     s_t in place and y^t_k r_k is scattered off those columns. Samples where a label class
@@ -97,13 +71,10 @@ class FastACECrossEntropy(torch.autograd.Function):
         target_lengths: Tensor,
         frames: Tensor,
         mask: Tensor | None,
-        kernel: bool,
     ) -> Tensor:
         t = frames.to(logits.dtype)
-        ctx.frames, ctx.mask, ctx.columns, ctx.kernel = t, mask, None, kernel
+        ctx.frames, ctx.mask, ctx.columns = t, mask, None
         ctx.save_for_backward(logits)
-        if kernel:
-            return _kernel_forward(ctx, logits, counts, frames)
         if logits.shape[-1] <= DENSE_COLUMNS_FACTOR * (targets.shape[1] + 1):
             counts = counts.to(logits.dtype)
             for shifted in (False, True):
@@ -115,55 +86,12 @@ class FastACECrossEntropy(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_out: Tensor) -> tuple[Tensor | None, ...]:
-        if ctx.kernel:
-            return _kernel_backward(ctx, grad_out), None, None, None, None, None, None
         scale = (grad_out / ctx.frames).view(-1, 1, 1)
         if ctx.columns is None:
             grad = _exponential_backward(ctx, scale)
         else:
             grad = _label_columns_backward(ctx, scale)
-        return grad, None, None, None, None, None, None
-
-
-def _kernel_forward(ctx: FunctionCtx, logits: Tensor, counts: Tensor, frames: Tensor) -> Tensor:
-    kernels = cpu_kernels()
-    _match_threads()
-    logits = logits.detach().contiguous()
-    batch, total, classes = logits.shape
-    probs = torch.empty_like(logits)
-    ratio = logits.new_empty(batch, classes)
-    log_sum = torch.empty(batch, classes, dtype=torch.float64)
-    frame_stats = logits.new_empty(batch, 2, total)
-    n_exact = torch.empty(batch, dtype=torch.int32)
-    loss = logits.new_empty(batch)
-    counts = counts.to(torch.float32).contiguous()
-    frames = frames.to(torch.int64).contiguous()
-    state = (counts, frames, ratio, log_sum, frame_stats, n_exact)
-    arrays = [x.numpy() for x in (logits, counts, frames, probs, *state[2:], loss)]
-    kernels.ace_forward_kernel(*arrays)
-    ctx.probs, ctx.kernel_state = probs, state
-    return loss
-
-
-def _kernel_backward(ctx: FunctionCtx, grad_out: Tensor) -> Tensor:
-    logits = ctx.saved_tensors[0].detach().contiguous()
-    probs, ctx.probs = ctx.probs, None
-    if probs is None:  # a second backward (retain_graph): the buffer was spent, redo forward
-        _kernel_forward(ctx, logits, *ctx.kernel_state[:2])
-        probs, ctx.probs = ctx.probs, None
-    _match_threads()
-    counts, frames, *rest = ctx.kernel_state
-    scale = grad_out.detach().to(torch.float32).contiguous()
-    arrays = [x.numpy() for x in (probs, logits, counts, frames, *rest, scale)]
-    cpu_kernels().ace_backward_kernel(*arrays)
-    return probs
-
-
-def _match_threads() -> None:
-    """numba's pool follows torch.set_num_threads, so the trainer's thread setting holds."""
-    import numba
-
-    numba.set_num_threads(max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)))
+        return grad, None, None, None, None, None
 
 
 def _exponential(logits: Tensor, shifted: bool) -> Tensor:
@@ -272,14 +200,6 @@ def ace_cross_entropy_fast(
     target_lengths: Tensor,
     frames: Tensor,
     mask: Tensor | None = None,
-    kernel: bool | None = None,
 ) -> Tensor:
-    """Eq. 8 per sample from raw logits, the value of ``ace_cross_entropy``, fast (Eq. 9).
-
-    ``kernel``: use the fused CPU kernels; None picks them wherever they apply.
-    """
-    if kernel is None:
-        kernel = kernel_applies(logits)
-    elif kernel and not kernel_applies(logits):
-        raise ValueError("the fused ACE kernels need float32 CPU logits and numba")
-    return FastACECrossEntropy.apply(logits, counts, targets, target_lengths, frames, mask, kernel)
+    """Eq. 8 per sample from raw logits, the value of ``ace_cross_entropy``, fast (Eq. 9)."""
+    return FastACECrossEntropy.apply(logits, counts, targets, target_lengths, frames, mask)

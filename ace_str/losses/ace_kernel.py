@@ -1,10 +1,10 @@
 """ACE cross-entropy (Eq. 8) and its gradient (Eq. 9) as two fused CPU kernels (numba).
 
 PyTorch runs ACE as a few dozen separate ops, each a pass over memory or a dispatch; at 37
-classes that costs several softmax passes. Here one pass per frame row computes the softmax,
-its sum over time and the loss, and one more writes the gradient into the same buffer, with a
-vectorisable exp, so ACE costs about what one ``torch.softmax`` does
-(``scripts/bench_complexity.py`` measures it).
+classes that costs several softmax passes. Here the forward computes the softmax of a whole
+sample at once into the one logits-sized buffer, with its sum over time and the loss, and the
+backward turns that buffer into the gradient in place; the exp is vectorisable arithmetic.
+``scripts/bench_complexity.py`` measures it against one ``torch.softmax``.
 
 A label class whose summed probability is below ``MIN_LABEL_SUM`` (it underflowed, or nearly) is
 redone in log space from the logits, so the loss and the gradient stay exact and finite.
@@ -18,9 +18,18 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
-MIN_LABEL_SUM = 1e-30
+# A frame total below MIN_FRAME_TOTAL (in units of exp(shift)) is redone with the frame's own
+# max; terms below e^-87 are clamped there, so a label class whose summed probability is below
+# MIN_LABEL_SUM could be off by that clamp and is redone in log space.
+MIN_FRAME_TOTAL = np.float32(math.exp(-20.0))
+MIN_LABEL_SUM = 1e-20
 _F = np.float32
-# fastmath without "nnan"/"ninf": NaN marks the classes that are not redone in log space
+# Per-sample outputs, one row of ``sample_out`` each.
+LOSS, KL, STATUS = 0, 1, 2  # STATUS: label classes redone in log space, or one of:
+BAD_TARGET = -1.0  # a class index outside [0, C)
+TOO_LONG = -2.0  # more label symbols than frames (N_blank < 0)
+# fastmath without "nnan"/"ninf", so a NaN or infinite logit still ends in a NaN loss that the
+# trainer reports; only _lanes_max assumes finite inputs (a NaN row stays NaN through exp anyway)
 _FAST = {"contract", "afn", "reassoc", "arcp", "nsz"}
 
 
@@ -55,47 +64,88 @@ def _exp_nonpositive(x):
 
 
 @njit(parallel=True, fastmath=_FAST, error_model="numpy", cache=True)
-def ace_forward_kernel(logits, counts, frames, probs, ratio, log_sum, frame_stats, n_exact, loss):
-    """Per sample b: probs = softmax (0 on frames >= frames[b]), loss[b] = Eq. 8, and for Eq. 9
-    ratio[b, k] = N_k / sum_t y^t_k. A label class below MIN_LABEL_SUM is redone in log space:
-    ratio 0, its ln sum_t y^t_k in log_sum (NaN elsewhere), counted in n_exact[b]; each
-    frame's max and softmax denominator stay in frame_stats[b] for its gradient.
+def ace_forward_kernel(
+    logits, targets, target_lengths, frames, probs, class_stats, log_sum, frame_stats, sample_out
+):
+    """Per sample b, from (B, T, C) logits and (B, L) padded class indices:
+
+    probs[b] = the softmax (0 on frames past frames[b] and on samples left out),
+    class_stats[b] = [N_k (N_blank = T - |S|), r_k = N_k / sum_t y^t_k], sample_out[b] =
+    [Eq. 8, Eq. 8 - H(N̄) (the KL that ends at 0), STATUS: the number of label classes redone
+    in log space, or BAD_TARGET / TOO_LONG, which leave the sample out], frame_stats[b] = each
+    frame's shift and shifted softmax total. Frames past frames[b] are left out. A redone class
+    has r_k = 0 and its ln sum_t y^t_k in log_sum. Returns (samples kept, their Eq. 8 sum,
+    their KL sum).
+
+    The exp runs over the whole sample at once (the kernels are for few classes, so a sample
+    fits in the cache), shifted by the sample's largest logit; a frame whose total falls below
+    MIN_FRAME_TOTAL (its own max far below the sample's) is redone shifted by its own max, so
+    no term that matters underflows.
     """
     batch, total, classes = logits.shape
     for b in prange(batch):
-        valid = frames[b]
-        probs[b, valid:] = 0.0
-        loss[b] = 0.0
-        n_exact[b] = 0
-        y_sum = ratio[b]  # sum_t y^t_k is gathered here, then turned into r_k in place
+        valid = max(0, min(frames[b], total))
+        counts = class_stats[b, 0]
+        y_sum = class_stats[b, 1]  # sum_t y^t_k is gathered here, then turned into r_k in place
+        counts[:] = 0.0
         y_sum[:] = 0.0
-        log_sum[b, :] = np.nan
-        if valid <= 0:  # nothing to read: no loss, no gradient
+        sample_out[b, LOSS] = 0.0
+        sample_out[b, KL] = 0.0
+        sample_out[b, STATUS] = 0.0
+        length = target_lengths[b]
+        if length < 0 or length > targets.shape[1]:
+            sample_out[b, STATUS] = BAD_TARGET
+            length = 0
+        for j in range(length):
+            k = targets[b, j]
+            if k < 0 or k >= classes:
+                sample_out[b, STATUS] = BAD_TARGET
+            elif k > 0:
+                counts[k] += 1.0
+        if sample_out[b, STATUS] != BAD_TARGET and length > valid:
+            sample_out[b, STATUS] = TOO_LONG
+        if sample_out[b, STATUS] < 0 or valid == 0:  # left out: no loss, no gradient
+            probs[b] = 0.0
             continue
+        probs[b, valid:] = 0.0
+        counts[0] = valid - length
+        size = valid * classes
+        flat_in = logits[b].reshape(total * classes)
+        flat_out = probs[b].reshape(total * classes)
+        shift = _lanes_max(flat_in, size)
+        for i in range(size):
+            flat_out[i] = _exp_nonpositive(flat_in[i] - shift)
         for t in range(valid):
-            row = logits[b, t]
-            out = probs[b, t]
-            m = row[0]
-            for k in range(1, classes):
-                m = max(m, row[k])
+            row = t * classes
             z = _F(0.0)
             for k in range(classes):
-                e = _exp_nonpositive(row[k] - m)
-                out[k] = e
-                z += e
-            inv = _F(1.0) / z
-            for k in range(classes):
-                v = out[k] * inv
-                out[k] = v
-                y_sum[k] += v
+                z += flat_out[row + k]
+            m = shift
+            if z < MIN_FRAME_TOTAL:  # this frame's max is far below the sample's: its own shift
+                m = flat_in[row]
+                for k in range(1, classes):
+                    m = max(m, flat_in[row + k])
+                z = _F(0.0)
+                for k in range(classes):
+                    e = _exp_nonpositive(flat_in[row + k] - m)
+                    flat_out[row + k] = e
+                    z += e
             frame_stats[b, 0, t] = m
             frame_stats[b, 1, t] = z
+            inv = _F(1.0) / z
+            for k in range(classes):
+                v = flat_out[row + k] * inv
+                flat_out[row + k] = v
+                y_sum[k] += v
         weighted_log = 0.0
+        count_log = 0.0
         for k in range(classes):
-            n = counts[b, k]
+            n = counts[k]
             if n <= 0:
                 y_sum[k] = 0.0
-            elif y_sum[k] >= MIN_LABEL_SUM:
+                continue
+            count_log += n * math.log(n)
+            if y_sum[k] >= MIN_LABEL_SUM:
                 weighted_log += n * math.log(y_sum[k])
                 y_sum[k] = n / y_sum[k]
             else:
@@ -103,17 +153,46 @@ def ace_forward_kernel(logits, counts, frames, probs, ratio, log_sum, frame_stat
                 log_sum[b, k] = exact
                 weighted_log += n * exact
                 y_sum[k] = 0.0
-                n_exact[b] += 1
-        loss[b] = math.log(valid) - weighted_log / valid
+                sample_out[b, STATUS] += 1.0
+        loss = math.log(valid) - weighted_log / valid
+        sample_out[b, LOSS] = loss
+        sample_out[b, KL] = loss - (math.log(valid) - count_log / valid)
+    kept = 0
+    loss_sum = 0.0
+    kl_sum = 0.0
+    for b in range(batch):
+        if sample_out[b, STATUS] >= 0:
+            kept += 1
+            loss_sum += sample_out[b, LOSS]
+            kl_sum += sample_out[b, KL]
+    return kept, loss_sum, kl_sum
 
 
-@njit(inline="always", fastmath=_FAST)
+@njit(fastmath=True, error_model="numpy")
+def _lanes_max(values, size):
+    """max(values[:size]) in 16 independent lanes, so LLVM vectorises it (a NaN is skipped here
+    and still turns the loss into NaN through exp)."""
+    lanes = np.full(16, values[0])
+    full = size // 16
+    for i in range(full):
+        for j in range(16):
+            x = values[16 * i + j]
+            lanes[j] = x if x > lanes[j] else lanes[j]
+    m = lanes[0]
+    for j in range(1, 16):
+        m = lanes[j] if lanes[j] > m else m
+    for i in range(16 * full, size):
+        m = values[i] if values[i] > m else m
+    return m
+
+
+@njit(inline="always")
 def _log_frame_total(stats, t):
-    """ln sum_k exp(a^t_k), in float64: the frame's max plus ln of its shifted total."""
+    """ln sum_k exp(a^t_k), in float64: the frame's shift plus ln of its shifted total."""
     return np.float64(stats[0, t]) + math.log(np.float64(stats[1, t]))
 
 
-@njit(fastmath=_FAST, error_model="numpy")
+@njit(error_model="numpy")
 def _log_sum_over_frames(logits, stats, valid, k):
     """ln sum_t y^t_k = logsumexp_t (a^t_k - ln sum_j exp(a^t_j)), exact where y underflows."""
     top = -np.inf
@@ -125,19 +204,31 @@ def _log_sum_over_frames(logits, stats, valid, k):
     return top + math.log(acc)
 
 
+@njit(error_model="numpy")
+def _exact_shares(logits, stats, log_sum, counts, ratio, t, out):
+    """q^t_k = N_k y^t_k / sum_t y^t_k for the classes redone in log space (0 elsewhere)."""
+    log_total = _log_frame_total(stats, t)
+    for k in range(counts.size):
+        out[k] = 0.0
+        if counts[k] > 0 and ratio[k] == 0:
+            out[k] = counts[k] * math.exp(np.float64(logits[t, k]) - log_total - log_sum[k])
+
+
 @njit(parallel=True, fastmath=_FAST, error_model="numpy", cache=True)
-def ace_backward_kernel(probs, logits, counts, frames, ratio, log_sum, frame_stats, n_exact, scale):
-    """probs becomes dL/da (Eq. 9): scale[b] / T (y^t_k s_t - q^t_k) with q^t_k = y^t_k r_k
-    and s_t = sum_k q^t_k; for a class redone in log space q^t_k = N_k exp(ln y^t_k - ln sum).
+def ace_backward_kernel(
+    probs, logits, frames, class_stats, log_sum, frame_stats, sample_out, scale
+):
+    """probs becomes dL/da (Eq. 9): scale[b] / T (y^t_k s_t - q^t_k) with q^t_k = y^t_k r_k and
+    s_t = sum_k q^t_k; for a class redone in log space q^t_k = N_k exp(ln y^t_k - ln sum).
     """
     batch, total, classes = probs.shape
     for b in prange(batch):
-        valid = frames[b]
-        if valid <= 0:
+        valid = max(0, min(frames[b], total))
+        if valid <= 0 or sample_out[b, STATUS] < 0:
             continue
         c = _F(scale[b] / valid)
-        r = ratio[b]
-        if n_exact[b] == 0:
+        r = class_stats[b, 1]
+        if sample_out[b, STATUS] == 0:
             for t in range(valid):
                 g = probs[b, t]
                 s = _F(0.0)
@@ -146,25 +237,12 @@ def ace_backward_kernel(probs, logits, counts, frames, ratio, log_sum, frame_sta
                 for k in range(classes):
                     g[k] = g[k] * (s - r[k]) * c
             continue
-        exact = np.empty(n_exact[b], np.int64)
-        j = 0
-        for k in range(classes):
-            if log_sum[b, k] == log_sum[b, k]:
-                exact[j] = k
-                j += 1
-        q = np.empty(n_exact[b], np.float32)
+        q = np.empty(classes, np.float64)
         for t in range(valid):
             g = probs[b, t]
+            _exact_shares(logits[b], frame_stats[b], log_sum[b], class_stats[b, 0], r, t, q)
             s = _F(0.0)
             for k in range(classes):
-                s += g[k] * r[k]
-            log_total = _log_frame_total(frame_stats[b], t)
-            for j in range(exact.size):
-                k = exact[j]
-                v = counts[b, k] * math.exp(np.float64(logits[b, t, k]) - log_total - log_sum[b, k])
-                q[j] = v
-                s += v
+                s += g[k] * r[k] + q[k]
             for k in range(classes):
-                g[k] = g[k] * (s - r[k]) * c
-            for j in range(exact.size):
-                g[exact[j]] -= q[j] * c
+                g[k] = (g[k] * (s - r[k]) - q[k]) * c

@@ -1,0 +1,140 @@
+"""ACE cross-entropy on the CPU through the fused numba kernels of ace_kernel.py.
+
+``ACELoss`` sends float32 CPU logits here. The counts N_k, Eq. 8 and the KL term are one kernel
+call and Eq. 9 another, with the batch mean taken here, because at 37 classes the dispatch of a
+few dozen small PyTorch ops costs more than the arithmetic.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from types import ModuleType
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.autograd.function import FunctionCtx, once_differentiable
+
+log = logging.getLogger(__name__)
+_kernels: ModuleType | bool | None = None  # ace_kernel once imported, False if numba is missing
+_threads = threading.local()  # numba's thread count is set per calling thread
+
+
+def cpu_kernels() -> ModuleType | None:
+    """The numba kernels, imported (and compiled, or loaded from numba's cache) on first use;
+    None where numba is missing, and ACE then runs on PyTorch ops."""
+    global _kernels
+    if _kernels is None:
+        try:
+            from ace_str.losses import ace_kernel
+
+            _kernels = ace_kernel
+        except ImportError as error:  # numba is a dependency; a broken install falls back
+            log.warning("numba unavailable (%s): ACE runs on PyTorch ops", error)
+            _kernels = False
+    return _kernels or None
+
+
+# Up to this many classes the kernels beat PyTorch's ops; beyond, ACE's label-column path
+# (ace_fast.py) reads only the label's columns twice and is faster (bench_complexity.py).
+KERNEL_MAX_CLASSES = 512
+
+
+def kernel_applies(logits: Tensor) -> bool:
+    """The kernels take float32 CPU logits of few classes; the rest runs on PyTorch ops."""
+    return (
+        logits.device.type == "cpu"
+        and logits.dtype == torch.float32
+        and logits.shape[-1] <= KERNEL_MAX_CLASSES
+        and bool(cpu_kernels())
+    )
+
+
+class KernelACECrossEntropy(torch.autograd.Function):
+    """(batch mean of Eq. 8, batch mean of the KL) over the samples kept; the KL is not
+    differentiable. When a sample was left out, ``report`` receives the per-sample status array
+    before anything is saved, so a caller can raise on a bad sample; it returns how many samples
+    were left out."""
+
+    @staticmethod
+    def forward(
+        ctx: FunctionCtx,
+        logits: Tensor,
+        targets: np.ndarray,
+        target_lengths: np.ndarray,
+        frames: np.ndarray,
+        report: Callable[[np.ndarray], int],
+        skipped: list[int],
+    ) -> tuple[Tensor, Tensor]:
+        kernels = cpu_kernels()
+        _match_threads()
+        logits = logits.detach().contiguous()
+        batch, total, classes = logits.shape
+        probs = torch.empty_like(logits)
+        class_stats = np.empty((batch, 2, classes), np.float32)  # [N_k, r_k]
+        log_sum = np.empty((batch, classes), np.float64)
+        frame_stats = np.empty((batch, 2, total), np.float32)
+        sample_out = np.empty((batch, 3), np.float64)
+        state = (class_stats, log_sum, frame_stats, sample_out)
+        inputs = (targets, target_lengths, frames)
+        kept, loss_sum, kl_sum = kernels.ace_forward_kernel(
+            logits.numpy(), targets, target_lengths, frames, probs.numpy(), *state
+        )
+        skipped.append(report(sample_out[:, kernels.STATUS]) if kept < batch else 0)
+        ctx.save_for_backward(logits)
+        ctx.probs, ctx.inputs, ctx.state, ctx.n_kept = probs, inputs, state, kept
+        n = max(kept, 1)
+        loss, kl = torch.tensor([loss_sum / n, kl_sum / n], dtype=torch.float32).unbind()
+        ctx.mark_non_differentiable(kl)
+        return loss, kl
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx: FunctionCtx, grad_loss: Tensor, grad_kl: Tensor) -> tuple[Tensor | None, ...]:
+        (logits,) = ctx.saved_tensors
+        grad, ctx.probs = ctx.probs, None
+        if grad is None:  # a second backward (retain_graph): the buffer was spent, redo forward
+            grad = torch.empty_like(logits)
+            cpu_kernels().ace_forward_kernel(logits.numpy(), *ctx.inputs, grad.numpy(), *ctx.state)
+        _match_threads()
+        scale = np.full(logits.shape[0], float(grad_loss) / max(ctx.n_kept, 1), np.float32)
+        cpu_kernels().ace_backward_kernel(
+            grad.numpy(), logits.numpy(), ctx.inputs[2], *ctx.state, scale
+        )
+        return grad, None, None, None, None, None
+
+
+def ace_terms_cpu(
+    logits: Tensor,
+    targets: Tensor,
+    target_lengths: Tensor,
+    input_lengths: Tensor | None,
+    report: Callable[[np.ndarray], int],
+) -> tuple[Tensor, Tensor, int]:
+    """(mean Eq. 8, mean KL, samples left out) for logits (B, T, C) by the numba kernels.
+
+    ``report(status)`` sees each sample's status (ace_kernel.STATUS codes) first: it raises for
+    samples that must not pass and returns how many were left out.
+    """
+    batch, total, _ = logits.shape
+    if input_lengths is None:
+        frames = np.full(batch, total, np.int64)
+    else:
+        frames = input_lengths.detach().cpu().long().clamp(max=total).numpy()
+    targets_np = targets.detach().cpu().long().contiguous().numpy()
+    lengths_np = target_lengths.detach().cpu().long().contiguous().numpy()
+    skipped: list[int] = []
+    loss, kl = KernelACECrossEntropy.apply(logits, targets_np, lengths_np, frames, report, skipped)
+    return loss, kl, skipped[0]
+
+
+def _match_threads() -> None:
+    """numba's pool follows torch.set_num_threads, so the trainer's thread setting holds."""
+    wanted = torch.get_num_threads()
+    if getattr(_threads, "count", None) != wanted:
+        import numba
+
+        numba.set_num_threads(max(1, min(wanted, numba.config.NUMBA_NUM_THREADS)))
+        _threads.count = wanted
