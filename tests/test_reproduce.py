@@ -103,3 +103,22 @@ def test_fig4_from_scratch_has_no_pretraining(tmp_path):
     results = script.main([*argv, "--pretrain-minutes", "0"])
     assert not (out / "pretrain").exists()
     assert load_checkpoint(results["ctc", 0.0].best_checkpoint)["config"]["init_weights"] is None
+
+
+def test_plot_curves_draws_training_and_validation_scalars(tmp_path, capsys):
+    from torch.utils.tensorboard import SummaryWriter
+
+    plot_curves = load_script("plot_curves")
+    run = tmp_path / "run"
+    with SummaryWriter(run / "tensorboard") as writer:
+        for step in (50, 100, 150):
+            writer.add_scalar("train/loss", 2.0 / step, step)
+            writer.add_scalar("train/ace_kl", 1.0 / step, step)
+        writer.add_scalar("val/synth_val/word_accuracy", 0.4, 100)
+    out = tmp_path / "curves.png"
+    assert plot_curves.main([f"ace={run}", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0 and "saved" in capsys.readouterr().out
+    assert plot_curves.load(str(run))[1]["val/synth_val/word_accuracy"] == [
+        [100, pytest.approx(0.4)]
+    ]
+    assert plot_curves.main([str(tmp_path / "nope"), "--out", str(out)]) == 1
