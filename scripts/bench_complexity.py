@@ -149,12 +149,16 @@ def median_times_ms(runs: dict, repeats: int, warmup: int, device: torch.device)
 
 def softmax_ratio(runs: dict, repeats: int, device: torch.device) -> tuple[float, float]:
     """Median over pairs run back to back of (ACE forward plus backward) / softmax, and the
-    same for the composed-ops ACE (nan when left out): the 2x bound of issue 7."""
-    pairs: dict[str, list[float]] = {"ACE": [], "ACE (composed ops)": []}
-    for _ in range(repeats):
-        for name, ratios in pairs.items():
-            if name not in runs:
-                continue
+    same for the composed-ops ACE (nan when left out): the 2x bound of issue 7. Each variant's
+    pairs run in their own loop, so what one leaves behind (freed memory handed back to the OS,
+    a cold cache) does not land on the other's pairs."""
+    ratios = []
+    for name in ("ACE", "ACE (composed ops)"):
+        if name not in runs:
+            ratios.append(float("nan"))
+            continue
+        pairs = []
+        for _ in range(repeats):
             took = []
             for fn in (runs["softmax"][1], runs[name][1]):
                 sync(device)
@@ -162,8 +166,9 @@ def softmax_ratio(runs: dict, repeats: int, device: torch.device) -> tuple[float
                 fn()
                 sync(device)
                 took.append(time.perf_counter() - start)
-            ratios.append(took[1] / took[0])
-    return tuple(statistics.median(r) if r else float("nan") for r in pairs.values())
+            pairs.append(took[1] / took[0])
+        ratios.append(statistics.median(pairs))
+    return ratios[0], ratios[1]
 
 
 def fmt(value: float) -> str:

@@ -181,6 +181,15 @@ def test_kernel_second_backward_recomputes():
     assert torch.equal(first, second)
 
 
+def test_kernel_gradient_scales_with_the_incoming_gradient():
+    """The kernel writes d(mean loss)/d logits in the forward; backward scales it."""
+    logits, targets, lengths = make_batch(37, 5, dtype=torch.float32)
+    logits.requires_grad_(True)
+    (grad,) = torch.autograd.grad(-2.5 * ACELoss(kernel=True)(logits, targets, lengths), logits)
+    (ref,) = torch.autograd.grad(-2.5 * ACELoss(kernel=False)(logits, targets, lengths), logits)
+    assert torch.allclose(grad, ref, atol=1e-6) and grad.abs().max() > 1e-4
+
+
 def test_kernel_sample_without_frames_gives_no_loss_and_no_gradient():
     logits, _, _ = make_batch(37, 5, batch=2, dtype=torch.float32)
     targets, lengths = torch.tensor([[4, 2], [0, 0]]), torch.tensor([2, 0])

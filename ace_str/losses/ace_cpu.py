@@ -1,8 +1,8 @@
 """ACE cross-entropy on the CPU through the fused numba kernels of ace_kernel.py.
 
-``ACELoss`` sends float32 CPU logits here. The counts N_k, Eq. 8 and the KL term are one kernel
-call and Eq. 9 another, with the batch mean taken here, because at 37 classes the dispatch of a
-few dozen small PyTorch ops costs more than the arithmetic.
+``ACELoss`` sends float32 CPU logits here. The counts N_k, Eq. 8, the KL term and the gradient of
+Eq. 9 are one kernel call, because at 37 classes the dispatch of a few dozen small PyTorch ops
+costs more than the arithmetic.
 """
 
 from __future__ import annotations
@@ -56,7 +56,11 @@ class KernelACECrossEntropy(torch.autograd.Function):
     """(batch mean of Eq. 8, batch mean of the KL) over the samples kept; the KL is not
     differentiable. When a sample was left out, ``report`` receives the per-sample status array
     before anything is saved, so a caller can raise on a bad sample; it returns how many samples
-    were left out."""
+    were left out.
+
+    The forward already writes the gradient (the kernel has each sample in the cache then), so
+    the backward only scales it by the incoming gradient, in place, when that is not 1.
+    """
 
     @staticmethod
     def forward(
@@ -68,23 +72,13 @@ class KernelACECrossEntropy(torch.autograd.Function):
         report: Callable[[np.ndarray], int],
         skipped: list[int],
     ) -> tuple[Tensor, Tensor]:
-        kernels = cpu_kernels()
-        _match_threads()
         logits = logits.detach().contiguous()
-        batch, total, classes = logits.shape
-        probs = torch.empty_like(logits)
-        class_stats = np.empty((batch, 2, classes), np.float32)  # [N_k, r_k]
-        log_sum = np.empty((batch, classes), np.float64)
-        frame_stats = np.empty((batch, 2, total), np.float32)
-        sample_out = np.empty((batch, 3), np.float64)
-        state = (class_stats, log_sum, frame_stats, sample_out)
         inputs = (targets, target_lengths, frames)
-        kept, loss_sum, kl_sum = kernels.ace_forward_kernel(
-            logits.numpy(), targets, target_lengths, frames, probs.numpy(), *state
-        )
-        skipped.append(report(sample_out[:, kernels.STATUS]) if kept < batch else 0)
+        grad, state, (kept, loss_sum, kl_sum) = _run(logits, inputs, ctx.needs_input_grad[0])
+        sample_out = state[-1]
+        skipped.append(report(sample_out[:, cpu_kernels().STATUS]) if kept < len(frames) else 0)
         ctx.save_for_backward(logits)
-        ctx.probs, ctx.inputs, ctx.state, ctx.n_kept = probs, inputs, state, kept
+        ctx.grad, ctx.inputs = grad, inputs
         n = max(kept, 1)
         loss, kl = torch.tensor([loss_sum / n, kl_sum / n], dtype=torch.float32).unbind()
         ctx.mark_non_differentiable(kl)
@@ -93,17 +87,29 @@ class KernelACECrossEntropy(torch.autograd.Function):
     @staticmethod
     @once_differentiable
     def backward(ctx: FunctionCtx, grad_loss: Tensor, grad_kl: Tensor) -> tuple[Tensor | None, ...]:
-        (logits,) = ctx.saved_tensors
-        grad, ctx.probs = ctx.probs, None
-        if grad is None:  # a second backward (retain_graph): the buffer was spent, redo forward
-            grad = torch.empty_like(logits)
-            cpu_kernels().ace_forward_kernel(logits.numpy(), *ctx.inputs, grad.numpy(), *ctx.state)
-        _match_threads()
-        scale = np.full(logits.shape[0], float(grad_loss) / max(ctx.n_kept, 1), np.float32)
-        cpu_kernels().ace_backward_kernel(
-            grad.numpy(), logits.numpy(), ctx.inputs[2], *ctx.state, scale
-        )
+        grad, ctx.grad = ctx.grad, None  # handed over: autograd may keep or change it
+        if grad is None:  # a second backward (retain_graph): the buffer was spent, redo it
+            (logits,) = ctx.saved_tensors
+            grad = _run(logits, ctx.inputs, True)[0]
+        scale = float(grad_loss)
+        if scale != 1.0:
+            grad.mul_(scale)
         return grad, None, None, None, None, None
+
+
+def _run(logits: Tensor, inputs: tuple, want_grad: bool) -> tuple[Tensor, tuple, tuple]:
+    """One kernel call: (the gradient buffer, the per-sample state, (kept, loss sum, KL sum))."""
+    _match_threads()
+    batch, total, classes = logits.shape
+    out = torch.empty_like(logits)
+    state = (
+        np.empty((batch, 2, classes), np.float32),  # [N_k, r_k]
+        np.empty((batch, classes), np.float64),  # ln sum_t y^t_k of classes redone in log space
+        np.empty((batch, 2, total), np.float32),  # each frame's shift and shifted total
+        np.empty((batch, 3), np.float64),  # [Eq. 8, KL, STATUS]
+    )
+    sums = cpu_kernels().ace_kernel(logits.numpy(), *inputs, out.numpy(), *state, want_grad)
+    return out, state, sums
 
 
 def ace_terms_cpu(

@@ -1,9 +1,9 @@
-"""ACE cross-entropy (Eq. 8) and its gradient (Eq. 9) as two fused CPU kernels (numba).
+"""ACE cross-entropy (Eq. 8) and its gradient (Eq. 9) as one fused CPU kernel (numba).
 
 PyTorch runs ACE as a few dozen separate ops, each a pass over memory or a dispatch; at 37
-classes that costs several softmax passes. Here the forward computes the softmax of a whole
-sample at once into the one logits-sized buffer, with its sum over time and the loss, and the
-backward turns that buffer into the gradient in place; the exp is vectorisable arithmetic.
+classes that costs several softmax passes. Here one call computes, sample by sample, the softmax
+into the one logits-sized buffer, its sum over time, the loss, and then, while the sample is
+still in the cache, the gradient in place; the exp is vectorisable arithmetic.
 ``scripts/bench_complexity.py`` measures it against one ``torch.softmax``.
 
 A label class whose summed probability is below ``MIN_LABEL_SUM`` (it underflowed, or nearly) is
@@ -64,79 +64,58 @@ def _exp_nonpositive(x):
 
 
 @njit(parallel=True, fastmath=_FAST, error_model="numpy", cache=True)
-def ace_forward_kernel(
-    logits, targets, target_lengths, frames, probs, class_stats, log_sum, frame_stats, sample_out
+def ace_kernel(
+    logits,
+    targets,
+    target_lengths,
+    frames,
+    out,
+    class_stats,
+    log_sum,
+    frame_stats,
+    sample_out,
+    want_grad,
 ):
     """Per sample b, from (B, T, C) logits and (B, L) padded class indices:
 
-    probs[b] = the softmax (0 on frames past frames[b] and on samples left out),
     class_stats[b] = [N_k (N_blank = T - |S|), r_k = N_k / sum_t y^t_k], sample_out[b] =
     [Eq. 8, Eq. 8 - H(N̄) (the KL that ends at 0), STATUS: the number of label classes redone
     in log space, or BAD_TARGET / TOO_LONG, which leave the sample out], frame_stats[b] = each
-    frame's shift and shifted softmax total. Frames past frames[b] are left out. A redone class
-    has r_k = 0 and its ln sum_t y^t_k in log_sum. Returns (samples kept, their Eq. 8 sum,
-    their KL sum).
+    frame's shift and shifted softmax total; out[b] = the gradient of the mean of Eq. 8 over the
+    samples kept (Eq. 9) when ``want_grad`` (else scratch); 0 on frames past frames[b] and on
+    samples left out. A redone class has r_k = 0 and its ln sum_t y^t_k in log_sum. Returns
+    (samples kept, their Eq. 8 sum, their KL sum).
 
-    The exp runs over the whole sample at once (the kernels are for few classes, so a sample
-    fits in the cache), shifted by the sample's largest logit; a frame whose total falls below
-    MIN_FRAME_TOTAL (its own max far below the sample's) is redone shifted by its own max, so
-    no term that matters underflows.
+    The gradient is written while the sample is still in the cache, so forward and backward
+    together are one pass over the logits and one over ``out``. The exp runs over the whole
+    sample at once (the kernel is for few classes), shifted by the sample's largest logit; a
+    frame whose total falls below MIN_FRAME_TOTAL (its own max far below the sample's) is redone
+    shifted by its own max, so no term that matters underflows.
     """
     batch, total, classes = logits.shape
+    kept = 0
+    for b in range(batch):  # labels first: the gradient of the batch mean needs the kept count
+        status = _label_status(targets[b], target_lengths[b], classes, frames[b], total)
+        sample_out[b, STATUS] = status
+        if sample_out[b, STATUS] == 0:
+            kept += 1
     for b in prange(batch):
         valid = max(0, min(frames[b], total))
+        sample_out[b, LOSS] = 0.0
+        sample_out[b, KL] = 0.0
+        if sample_out[b, STATUS] < 0 or valid == 0:  # left out: no loss, no gradient
+            out[b] = 0.0
+            continue
+        out[b, valid:] = 0.0
         counts = class_stats[b, 0]
         y_sum = class_stats[b, 1]  # sum_t y^t_k is gathered here, then turned into r_k in place
         counts[:] = 0.0
         y_sum[:] = 0.0
-        sample_out[b, LOSS] = 0.0
-        sample_out[b, KL] = 0.0
-        sample_out[b, STATUS] = 0.0
         length = target_lengths[b]
-        if length < 0 or length > targets.shape[1]:
-            sample_out[b, STATUS] = BAD_TARGET
-            length = 0
         for j in range(length):
-            k = targets[b, j]
-            if k < 0 or k >= classes:
-                sample_out[b, STATUS] = BAD_TARGET
-            elif k > 0:
-                counts[k] += 1.0
-        if sample_out[b, STATUS] != BAD_TARGET and length > valid:
-            sample_out[b, STATUS] = TOO_LONG
-        if sample_out[b, STATUS] < 0 or valid == 0:  # left out: no loss, no gradient
-            probs[b] = 0.0
-            continue
-        probs[b, valid:] = 0.0
-        counts[0] = valid - length
-        size = valid * classes
-        flat_in = logits[b].reshape(total * classes)
-        flat_out = probs[b].reshape(total * classes)
-        shift = _lanes_max(flat_in, size)
-        for i in range(size):
-            flat_out[i] = _exp_nonpositive(flat_in[i] - shift)
-        for t in range(valid):
-            row = t * classes
-            z = _F(0.0)
-            for k in range(classes):
-                z += flat_out[row + k]
-            m = shift
-            if z < MIN_FRAME_TOTAL:  # this frame's max is far below the sample's: its own shift
-                m = flat_in[row]
-                for k in range(1, classes):
-                    m = max(m, flat_in[row + k])
-                z = _F(0.0)
-                for k in range(classes):
-                    e = _exp_nonpositive(flat_in[row + k] - m)
-                    flat_out[row + k] = e
-                    z += e
-            frame_stats[b, 0, t] = m
-            frame_stats[b, 1, t] = z
-            inv = _F(1.0) / z
-            for k in range(classes):
-                v = flat_out[row + k] * inv
-                flat_out[row + k] = v
-                y_sum[k] += v
+            counts[targets[b, j]] += 1.0
+        counts[0] = valid - length  # the blank's count replaces any blank in the padding
+        _softmax_and_sums(logits[b], out[b], frame_stats[b], y_sum, valid)
         weighted_log = 0.0
         count_log = 0.0
         for k in range(classes):
@@ -157,15 +136,102 @@ def ace_forward_kernel(
         loss = math.log(valid) - weighted_log / valid
         sample_out[b, LOSS] = loss
         sample_out[b, KL] = loss - (math.log(valid) - count_log / valid)
-    kept = 0
+        if want_grad:
+            _gradient(
+                out[b],
+                logits[b],
+                valid,
+                class_stats[b],
+                log_sum[b],
+                frame_stats[b],
+                sample_out[b, STATUS] > 0,
+                _F(1.0 / (valid * kept)),
+            )
     loss_sum = 0.0
     kl_sum = 0.0
     for b in range(batch):
         if sample_out[b, STATUS] >= 0:
-            kept += 1
             loss_sum += sample_out[b, LOSS]
             kl_sum += sample_out[b, KL]
     return kept, loss_sum, kl_sum
+
+
+@njit(error_model="numpy")
+def _label_status(target, length, classes, frames, total):
+    """0, or BAD_TARGET (a class outside [0, C), a length beyond the padding) or TOO_LONG."""
+    if length < 0 or length > target.size:
+        return BAD_TARGET
+    for j in range(length):
+        if target[j] < 0 or target[j] >= classes:
+            return BAD_TARGET
+    if length > max(0, min(frames, total)):
+        return TOO_LONG
+    return 0.0
+
+
+@njit(inline="always", fastmath=_FAST, error_model="numpy")
+def _softmax_and_sums(logits, exps, stats, y_sum, valid):
+    """exps = exp(a^t_k - shift_t) on the first ``valid`` frames (the softmax before its division
+    by the frame's total, which the gradient folds in), stats = each frame's shift and total,
+    y_sum += sum over those frames of y^t_k."""
+    classes = logits.shape[1]
+    size = valid * classes
+    flat_in = logits.reshape(logits.size)
+    flat_out = exps.reshape(exps.size)
+    shift = _lanes_max(flat_in, size)
+    for i in range(size):
+        flat_out[i] = _exp_nonpositive(flat_in[i] - shift)
+    for t in range(valid):
+        row = t * classes
+        z = _F(0.0)
+        for k in range(classes):
+            z += flat_out[row + k]
+        m = shift
+        if z < MIN_FRAME_TOTAL:  # this frame's max is far below the sample's: its own shift
+            m = flat_in[row]
+            for k in range(1, classes):
+                m = max(m, flat_in[row + k])
+            z = _F(0.0)
+            for k in range(classes):
+                e = _exp_nonpositive(flat_in[row + k] - m)
+                flat_out[row + k] = e
+                z += e
+        stats[0, t] = m
+        stats[1, t] = z
+        inv = _F(1.0) / z
+        for k in range(classes):
+            y_sum[k] += flat_out[row + k] * inv
+
+
+@njit(inline="always", fastmath=_FAST, error_model="numpy")
+def _gradient(exps, logits, valid, class_stats, log_sum, frame_stats, redone, c):
+    """exps becomes dL/da (Eq. 9): c (y^t_k s_t - q^t_k) with y^t_k = exps / the frame's total,
+    q^t_k = y^t_k r_k and s_t = sum_k q^t_k; for a class redone in log space
+    q^t_k = N_k exp(ln y^t_k - ln sum)."""
+    classes = exps.shape[1]
+    r = class_stats[1]
+    if not redone:
+        for t in range(valid):
+            g = exps[t]
+            inv = _F(1.0) / frame_stats[1, t]
+            s = _F(0.0)
+            for k in range(classes):
+                s += g[k] * r[k]
+            s *= inv
+            scale = inv * c
+            for k in range(classes):
+                g[k] = g[k] * scale * (s - r[k])
+        return
+    q = np.empty(classes, np.float64)
+    for t in range(valid):
+        g = exps[t]
+        inv = _F(1.0) / frame_stats[1, t]
+        _exact_shares(logits, frame_stats, log_sum, class_stats[0], r, t, q)
+        s = _F(0.0)
+        for k in range(classes):
+            s += g[k] * inv * r[k] + q[k]
+        for k in range(classes):
+            g[k] = (g[k] * inv * (s - r[k]) - q[k]) * c
 
 
 @njit(fastmath=True, error_model="numpy")
@@ -212,37 +278,3 @@ def _exact_shares(logits, stats, log_sum, counts, ratio, t, out):
         out[k] = 0.0
         if counts[k] > 0 and ratio[k] == 0:
             out[k] = counts[k] * math.exp(np.float64(logits[t, k]) - log_total - log_sum[k])
-
-
-@njit(parallel=True, fastmath=_FAST, error_model="numpy", cache=True)
-def ace_backward_kernel(
-    probs, logits, frames, class_stats, log_sum, frame_stats, sample_out, scale
-):
-    """probs becomes dL/da (Eq. 9): scale[b] / T (y^t_k s_t - q^t_k) with q^t_k = y^t_k r_k and
-    s_t = sum_k q^t_k; for a class redone in log space q^t_k = N_k exp(ln y^t_k - ln sum).
-    """
-    batch, total, classes = probs.shape
-    for b in prange(batch):
-        valid = max(0, min(frames[b], total))
-        if valid <= 0 or sample_out[b, STATUS] < 0:
-            continue
-        c = _F(scale[b] / valid)
-        r = class_stats[b, 1]
-        if sample_out[b, STATUS] == 0:
-            for t in range(valid):
-                g = probs[b, t]
-                s = _F(0.0)
-                for k in range(classes):
-                    s += g[k] * r[k]
-                for k in range(classes):
-                    g[k] = g[k] * (s - r[k]) * c
-            continue
-        q = np.empty(classes, np.float64)
-        for t in range(valid):
-            g = probs[b, t]
-            _exact_shares(logits[b], frame_stats[b], log_sum[b], class_stats[b, 0], r, t, q)
-            s = _F(0.0)
-            for k in range(classes):
-                s += g[k] * r[k] + q[k]
-            for k in range(classes):
-                g[k] = (g[k] * (s - r[k]) - q[k]) * c
