@@ -1,7 +1,13 @@
 import pytest
 import torch
 
-from ace_str.models.decoding import ace_greedy_decode, ctc_greedy_decode, flatten_2d
+from ace_str.models.decoding import (
+    ace_count_decode,
+    ace_greedy_decode,
+    ctc_greedy_decode,
+    flatten_2d,
+)
+from ace_str.models.heads.ace import ACEHead
 
 
 def one_hot_logits(frames: list[int], classes: int = 6) -> torch.Tensor:
@@ -20,6 +26,48 @@ def test_ace_keeps_adjacent_repeats():
 def test_ace_all_blank_is_empty_with_confidence():
     seqs, conf = ace_greedy_decode(one_hot_logits([0, 0, 0]))
     assert seqs == [[]] and float(conf[0]) > 0.99
+
+
+def soft_frames(rows: list[dict[int, float]], classes: int = 6) -> torch.Tensor:
+    """Logits whose softmax puts the given probabilities on each frame (the rest on blank)."""
+    probs = torch.full((1, len(rows), classes), 1e-6)
+    for t, row in enumerate(rows):
+        for k, p in row.items():
+            probs[0, t, k] = p
+        probs[0, t, 0] = max(1e-6, 1 - sum(row.values()))
+    return probs.log()
+
+
+def test_count_decoding_drops_a_repeat_beyond_the_predicted_count():
+    # 'y' fires in two adjacent frames, 0.6 and 0.55: one y by its mass (1.15), two by argmax
+    logits = soft_frames([{2: 0.9}, {3: 0.6}, {3: 0.55}, {}])
+    assert ace_greedy_decode(logits)[0] == [[2, 3, 3]]
+    assert ace_count_decode(logits)[0] == [[2, 3]]
+
+
+def test_count_decoding_keeps_a_real_double_letter_and_never_adds():
+    double = soft_frames([{4: 0.95}, {4: 0.9}, {}])  # mass 1.85: "ll"
+    assert ace_count_decode(double)[0] == [[4, 4]]
+    spread = soft_frames([{4: 0.6}, {}, {4: 0.7}, {5: 0.6}])  # mass 1.3, not adjacent
+    assert ace_count_decode(spread)[0] == [[4, 4, 5]] == ace_greedy_decode(spread)[0]
+    faint = soft_frames([{}, {5: 0.3, 1: 0.25, 2: 0.25}, {}])  # mass 0.3 + 3e-6: kept all the same
+    assert ace_count_decode(faint)[0] == [[5]]
+
+
+def test_count_decoding_drops_the_weaker_frame_of_the_pair():
+    logits = soft_frames([{3: 0.4}, {3: 0.55}, {2: 0.9}, {2: 0.8}])  # 3: mass 0.95, 2: 1.7
+    assert ace_count_decode(logits)[0] == [[3, 2, 2]]
+    confidence = ace_count_decode(logits)[1]
+    assert torch.allclose(confidence, ace_greedy_decode(logits)[1])
+
+
+def test_ace_head_switches_decoder_and_refuses_unknown_ones():
+    head = ACEHead(4, 6)
+    assert head.decoder == "greedy"
+    head.use_decoder("count")
+    assert head.decode(soft_frames([{3: 0.6}, {3: 0.55}]))[0] == [[3]]
+    with pytest.raises(ValueError, match="ACE decoder must be one of"):
+        head.use_decoder("beam")
 
 
 def test_ctc_collapses_repeats_but_not_across_blank():

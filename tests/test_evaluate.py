@@ -58,3 +58,22 @@ def test_protocol_that_erases_the_charset_is_refused(tiny_config, tmp_path):
     )
     with pytest.raises(ValueError, match="protocol=standard erases every symbol"):
         evaluate_checkpoint(eval_cfg)
+
+
+def test_decoder_switch_after_training(tiny_config, tmp_path):
+    """decoder=count scores the same ACE checkpoint with count-aware decoding, in its own
+    files; a decoding the head does not have is refused by name."""
+    import pytest
+
+    Trainer(tiny_config("trainer.max_steps=1"), tmp_path / "run").fit()
+    write_folder(tmp_path / "bench" / "SETA", ["ab", "c"])
+    args = [
+        f"checkpoint={tmp_path / 'run' / 'last.ckpt'}",
+        f"data.root={tmp_path / 'bench'}",
+        "data.num_workers=0",
+    ]
+    rows = evaluate_checkpoint(compose_config("evaluate", [*args, "decoder=count"]))
+    assert rows["SETA"]["samples"] == 2
+    assert (tmp_path / "run" / "eval_last_bench_standard_count.md").exists()
+    with pytest.raises(ValueError, match="ACE decoder must be one of"):
+        evaluate_checkpoint(compose_config("evaluate", [*args, "decoder=beam"]))

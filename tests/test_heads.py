@@ -1,6 +1,8 @@
 """CTC, attention and CTC+ACE heads, CTC beam search, label-order shuffling, and that training,
 validation and evaluate.py run with each head."""
 
+import math
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -287,3 +289,25 @@ def test_train_validate_and_evaluate_each_head(tiny_config, tmp_path, experiment
         )
     )
     assert rows["SETA"]["samples"] == 2
+
+
+def test_ace_entropy_term_is_the_mean_frame_entropy_and_off_by_default():
+    from ace_str.models.heads.ace import ACEHead, frame_entropy
+
+    uniform = torch.zeros(2, 3, 4, 5)  # a 2D map: 12 cells of 5 classes
+    assert torch.allclose(frame_entropy(uniform), torch.tensor(math.log(5)))
+    peaked = torch.full((1, 4, 5), -30.0).index_fill_(2, torch.tensor([1]), 30.0)
+    assert float(frame_entropy(peaked)) < 1e-6
+    logits = torch.randn(2, 6, 5, requires_grad=True)
+    targets, lengths = torch.tensor([[1, 2], [3, 0]]), torch.tensor([2, 1])
+    plain = ACEHead(4, 5).loss(logits, targets, lengths)
+    assert set(plain) == {"loss", "ace_kl"}
+    weighted = ACEHead(4, 5, entropy_weight=0.5).loss(logits, targets, lengths)
+    assert torch.allclose(weighted["loss"], plain["loss"] + 0.5 * frame_entropy(logits))
+    assert torch.allclose(weighted["frame_entropy"], frame_entropy(logits))
+    (grad,) = torch.autograd.grad(weighted["loss"] - plain["loss"], logits)
+    p = logits.softmax(-1)  # dH/da = -p (log p + H_t), averaged over the 12 frames
+    h = -(p * p.log()).sum(-1, keepdim=True)
+    assert torch.allclose(grad, -0.5 * p * (p.log() + h) / 12, atol=1e-6)
+    with pytest.raises(ValueError, match="entropy_weight"):
+        ACEHead(4, 5, entropy_weight=-1.0)

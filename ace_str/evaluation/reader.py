@@ -167,7 +167,7 @@ def read_with_checkpoint(cfg: DictConfig) -> list[ReadResult]:
 
     set_threads(cfg.num_threads, cfg.num_workers)
     device = builders.resolve_device(cfg.device)
-    model, charset, train_cfg = load_model(cfg.checkpoint, device)
+    model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"))
     sources = OmegaConf.to_object(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images
     paths = list_images(sources)
     transform = builders.build_transform(train_cfg)

@@ -32,8 +32,9 @@ from ace_str.viz.grid import save_grid
 log = logging.getLogger(__name__)
 
 
-def load_model(checkpoint: str | Path, device: torch.device):
-    """Model, charset and the training config, from the checkpoint alone (never its name)."""
+def load_model(checkpoint: str | Path, device: torch.device, decoder: str | None = None):
+    """Model, charset and the training config, from the checkpoint alone (never its name);
+    ``decoder`` switches the head's decoding (None: as trained)."""
     state = load_checkpoint(checkpoint, device)
     cfg = builders.as_config(state["config"])
     charset = builders.build_charset(cfg)
@@ -41,6 +42,8 @@ def load_model(checkpoint: str | Path, device: torch.device):
         raise RuntimeError(f"{checkpoint}: the stored charset and config disagree")
     model = builders.build_model(cfg, charset).to(device)
     model.load_state_dict(state["model"])
+    if decoder:
+        model.head.use_decoder(decoder)
     model.eval()
     return model, charset, cfg
 
@@ -127,7 +130,8 @@ def set_threads(setting: int | str | None, workers: int) -> None:
 def evaluate_checkpoint(cfg: DictConfig) -> dict[str, dict[str, float]]:
     set_threads(cfg.num_threads, cfg.data.num_workers)
     device = builders.resolve_device(cfg.device)
-    model, charset, train_cfg = load_model(cfg.checkpoint, device)
+    decoder = cfg.get("decoder")
+    model, charset, train_cfg = load_model(cfg.checkpoint, device, decoder)
     if not any(normalize_text(symbol, cfg.protocol) for symbol in charset.symbols):
         # e.g. a Chinese charset under the standard protocol: every text would compare as ""
         raise ValueError(
@@ -144,6 +148,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, dict[str, float]]:
         )
     out_dir = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.checkpoint).parent
     stem = out_dir / f"eval_{Path(cfg.checkpoint).stem}_{Path(cfg.data.root).name}_{cfg.protocol}"
+    if decoder:
+        stem = stem.with_name(f"{stem.name}_{decoder}")
     per_set = stem.parent / f"{stem.name}_sets"
     rows: dict[str, dict[str, float]] = {}
     speeds: list[str] = []
@@ -158,7 +164,8 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, dict[str, float]]:
     speeds.append(f"overall: {total / max(total_seconds, 1e-9):.0f} images/s")
     rows = add_means(rows)
     table = markdown_table(rows)
-    print(f"\n{Path(cfg.checkpoint)} ({cfg.protocol} protocol)\n\n{table}\n")
+    decoding = f", {decoder} decoding" if decoder else ""
+    print(f"\n{Path(cfg.checkpoint)} ({cfg.protocol} protocol{decoding})\n\n{table}\n")
     print("speed (decoding overlapped with inference): " + ", ".join(speeds))
     for written in write_tables(rows, stem):
         log.info("wrote %s", written)

@@ -47,6 +47,44 @@ def ace_greedy_decode(logits: Tensor, order: str = "column") -> tuple[list[list[
     return sequences, confidence
 
 
+def ace_count_decode(logits: Tensor, order: str = "column") -> tuple[list[list[int]], Tensor]:
+    """Greedy ACE reading, then each class kept at most as often as ACE predicts it occurs.
+
+    ACE trains sum_t y^t_k towards the count N_k (Eq. 8), so round(sum_t y^t_k) is the model's
+    own count of class k. Where the greedy reading holds more k than that and some of them come
+    from adjacent frames (one character firing in two frames: ``thursdayy``), the repeat with
+    the lower probability is dropped until the counts agree or no adjacent repeat is left; a
+    reading never gains symbols. Confidence as ``ace_greedy_decode``.
+    """
+    logits = flatten_2d(logits, order)
+    probs = logits.float().softmax(dim=-1)
+    best_prob, best = probs.max(dim=-1)
+    expected = probs.sum(dim=1).add(0.5).floor().clamp_min(1).long()  # (B, C): max(1, round)
+    sequences, confidences = ace_greedy_decode(logits)
+    for b in range(best.shape[0]):
+        frames = (best[b] != BLANK).nonzero().flatten().tolist()
+        labels, scores = best[b].tolist(), best_prob[b].tolist()
+        counts: dict[int, int] = defaultdict(int)
+        for t in frames:
+            counts[labels[t]] += 1
+        excess = {k: n - int(expected[b, k]) for k, n in counts.items() if n > expected[b, k]}
+        if not excess:
+            continue
+        # adjacent frames of one class, the weaker of each pair first
+        repeats = [
+            (min(scores[t], scores[t + 1]), t if scores[t] < scores[t + 1] else t + 1)
+            for t in frames
+            if labels[t] in excess and t + 1 < len(labels) and labels[t + 1] == labels[t]
+        ]
+        dropped: set[int] = set()
+        for _, t in sorted(repeats):
+            if excess[labels[t]] > 0 and t not in dropped:
+                dropped.add(t)
+                excess[labels[t]] -= 1
+        sequences[b] = [labels[t] for t in frames if t not in dropped]
+    return sequences, confidences
+
+
 def ctc_greedy_decode(logits: Tensor) -> tuple[list[list[int]], Tensor]:
     """Best path, repeats collapsed, then blanks dropped; a blank between repeats keeps both."""
     best, best_prob = _best_path(logits)

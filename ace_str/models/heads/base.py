@@ -22,6 +22,10 @@ class Head(nn.Module):
         """Class index sequences and a (B,) confidence."""
         raise NotImplementedError
 
+    def use_decoder(self, decoder: str) -> None:
+        """Switch decoding after training (evaluate.py ``decoder=``); a head with one has none."""
+        raise ValueError(f"{type(self).__name__} has one decoding; decoder={decoder!r} is not one")
+
     def label_capacity(self, logits: Tensor) -> int:
         """The longest label this head can emit: one symbol per frame (or map cell) by default."""
         return logits[0].numel() // logits.shape[-1]

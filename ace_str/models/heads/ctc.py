@@ -55,12 +55,10 @@ class CTCHead(Head):
         normalize_by_length: bool = True,
     ) -> None:
         super().__init__()
-        if decoder not in DECODERS:
-            raise ValueError(f"CTC decoder must be one of {DECODERS}, not {decoder!r}")
+        self.use_decoder(decoder)
         if beam_width < 1:
             raise ValueError(f"beam_width must be at least 1, not {beam_width}")
         self.classifier = nn.Linear(in_features, num_classes)
-        self.decoder = decoder
         self.beam_width = beam_width
         self.normalize_by_length = normalize_by_length
 
@@ -70,6 +68,11 @@ class CTCHead(Head):
     def loss(self, logits: Tensor, targets: Tensor, target_lengths: Tensor) -> dict[str, Tensor]:
         loss = ctc_loss(logits, targets, target_lengths, self.normalize_by_length)
         return {"loss": loss, "ctc": loss.detach()}
+
+    def use_decoder(self, decoder: str) -> None:
+        if decoder not in DECODERS:
+            raise ValueError(f"CTC decoder must be one of {DECODERS}, not {decoder!r}")
+        self.decoder = decoder
 
     def decode(self, logits: Tensor) -> tuple[list[list[int]], Tensor]:
         if self.decoder == "beam":
