@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections import defaultdict
+from collections import Counter, defaultdict
 
 import torch
 from torch import Tensor
@@ -38,6 +38,10 @@ def ace_greedy_decode(logits: Tensor, order: str = "column") -> tuple[list[list[
     'l' frames read "ll". Confidence is the product of the kept frames' probabilities (the mean
     blank probability for an empty reading)."""
     best, best_prob = _best_path(flatten_2d(logits, order))
+    return _ace_reading(best, best_prob)
+
+
+def _ace_reading(best: Tensor, best_prob: Tensor) -> tuple[list[list[int]], Tensor]:
     keep = best != BLANK
     sequences = [row[mask].tolist() for row, mask in zip(best, keep, strict=True)]
     log_conf = torch.where(keep, best_prob.clamp_min(1e-30).log(), torch.zeros_like(best_prob))
@@ -60,13 +64,11 @@ def ace_count_decode(logits: Tensor, order: str = "column") -> tuple[list[list[i
     probs = logits.float().softmax(dim=-1)
     best_prob, best = probs.max(dim=-1)
     expected = probs.sum(dim=1).add(0.5).floor().clamp_min(1).long()  # (B, C): max(1, round)
-    sequences, confidences = ace_greedy_decode(logits)
+    sequences, confidences = _ace_reading(best, best_prob)
     for b in range(best.shape[0]):
         frames = (best[b] != BLANK).nonzero().flatten().tolist()
         labels, scores = best[b].tolist(), best_prob[b].tolist()
-        counts: dict[int, int] = defaultdict(int)
-        for t in frames:
-            counts[labels[t]] += 1
+        counts = Counter(labels[t] for t in frames)
         excess = {k: n - int(expected[b, k]) for k, n in counts.items() if n > expected[b, k]}
         if not excess:
             continue
