@@ -33,6 +33,7 @@ from collections.abc import Callable
 import torch
 from torch.profiler import ProfilerActivity, profile
 
+from ace_str.losses import ace_cpu
 from ace_str.losses.ace import ACELoss
 from ace_str.models.heads.attention import AttentionHead
 from ace_str.models.heads.ctc import ctc_loss
@@ -207,6 +208,13 @@ def main() -> None:
     parser.add_argument("--ratio-repeats", type=int, default=31, help="softmax/ACE pairs")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--parallel-threshold",
+        type=int,
+        default=None,
+        help="logits from which the CPU kernel uses numba's thread pool (0: always), to measure "
+        "the crossing behind ace_cpu.PARALLEL_MIN_ELEMENTS",
+    )
     parser.add_argument("--no-attention", action="store_true")
     parser.add_argument("--no-composed", action="store_true")
     parser.add_argument(
@@ -217,6 +225,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.parallel_threshold is not None:
+        ace_cpu.PARALLEL_MIN_ELEMENTS = args.parallel_threshold
     allocator = "glibc malloc defaults"
     if args.keep_freed_memory:
         allocator = "glibc malloc keeping freed memory" if keep_freed_memory() else allocator
@@ -225,7 +235,8 @@ def main() -> None:
     print(
         f"device {where}, {torch.get_num_threads()} threads, torch {torch.__version__}; batch "
         f"{args.batch}, T = {args.frames}, labels 1..{args.max_label}, features {args.features}; "
-        f"median of {args.repeats} after {args.warmup} warm-up; {allocator}"
+        f"median of {args.repeats} after {args.warmup} warm-up; {allocator}; ACE's CPU kernel "
+        f"threaded from {ace_cpu.PARALLEL_MIN_ELEMENTS:,} logits"
     )
     print("memory: peak allocated above the start during forward plus backward, input grads in")
     summary = []

@@ -161,6 +161,34 @@ def test_kernel_matches_float64_autograd(classes, masked):
         assert (grad[1, 9:] == 0).all() and (grad[2, 5:] == 0).all()
 
 
+@pytest.mark.parametrize("masked", [False, True])
+def test_parallel_and_serial_kernels_agree(monkeypatch, masked):
+    """Big batches go through numba's thread pool, small ones stay on the calling thread."""
+    kernels = ace_cpu.cpu_kernels()
+    logits, targets, lengths = make_batch(37, 5, batch=6, frames=12, dtype=torch.float32)
+    args = (targets, lengths, torch.tensor([12, 9, 5, 7, 6, 12]) if masked else None)
+    called = []
+
+    def spy(name):
+        kernel = getattr(kernels, name)
+        return lambda *inputs: called.append(name) or kernel(*inputs)
+
+    for name in ("ace_kernel", "ace_kernel_serial"):
+        monkeypatch.setattr(kernels, name, spy(name))
+    before = torch.get_num_threads()
+    results = []
+    try:
+        torch.set_num_threads(2)
+        for threshold in (0, logits.numel() + 1):
+            monkeypatch.setattr(ace_cpu, "PARALLEL_MIN_ELEMENTS", threshold)
+            results.append(value_and_grad(ACELoss(kernel=True), logits, *args))
+    finally:
+        torch.set_num_threads(before)
+    assert called == ["ace_kernel", "ace_kernel_serial"]
+    (value, grad), (serial_value, serial_grad) = results
+    assert torch.equal(value, serial_value) and torch.equal(grad, serial_grad)
+
+
 def test_kernel_reads_a_2d_map_as_frames():
     gen = torch.Generator().manual_seed(1)
     logits = torch.randn(2, 3, 4, 37, generator=gen)

@@ -40,6 +40,10 @@ def cpu_kernels() -> ModuleType | None:
 # Up to this many classes the kernels beat PyTorch's ops; beyond, ACE's label-column path
 # (ace_fast.py) reads only the label's columns twice and is faster (bench_complexity.py).
 KERNEL_MAX_CLASSES = 512
+# Below this many logits the kernel runs on the calling thread: waking numba's OpenMP pool,
+# whose threads contend with PyTorch's still-spinning pool for the cores, costs more than the
+# extra threads gain (bench_complexity.py --parallel-threshold 0 measures the other side).
+PARALLEL_MIN_ELEMENTS = 1 << 22
 
 
 def kernel_applies(logits: Tensor) -> bool:
@@ -108,7 +112,10 @@ def _run(logits: Tensor, inputs: tuple, want_grad: bool) -> tuple[Tensor, tuple,
         np.empty((batch, 2, total), np.float32),  # each frame's shift and shifted total
         np.empty((batch, 3), np.float64),  # [Eq. 8, KL, STATUS]
     )
-    sums = cpu_kernels().ace_kernel(logits.numpy(), *inputs, out.numpy(), *state, want_grad)
+    kernels = cpu_kernels()
+    parallel = logits.numel() >= PARALLEL_MIN_ELEMENTS and torch.get_num_threads() > 1
+    kernel = kernels.ace_kernel if parallel else kernels.ace_kernel_serial
+    sums = kernel(logits.numpy(), *inputs, out.numpy(), *state, want_grad)
     return out, state, sums
 
 

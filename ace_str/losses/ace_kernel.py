@@ -92,68 +92,128 @@ def ace_kernel(
     frame whose total falls below MIN_FRAME_TOTAL (its own max far below the sample's) is redone
     shifted by its own max, so no term that matters underflows.
     """
-    batch, total, classes = logits.shape
+    kept = _label_pass(targets, target_lengths, frames, logits.shape, sample_out)
+    for b in prange(logits.shape[0]):
+        _ace_sample(
+            b, kept, logits, targets, target_lengths, frames, out, class_stats, log_sum,
+            frame_stats, sample_out, want_grad,
+        )  # fmt: skip
+    return _batch_sums(kept, sample_out)
+
+
+@njit(fastmath=_FAST, error_model="numpy", cache=True)
+def ace_kernel_serial(
+    logits,
+    targets,
+    target_lengths,
+    frames,
+    out,
+    class_stats,
+    log_sum,
+    frame_stats,
+    sample_out,
+    want_grad,
+):
+    """ace_kernel on the calling thread alone. On a small batch (37 classes, batch 64: 1.4 MB of
+    logits) waking numba's OpenMP pool, whose threads then contend with PyTorch's own pool for
+    the same cores, costs more than the second core gains (bench_complexity.py)."""
+    kept = _label_pass(targets, target_lengths, frames, logits.shape, sample_out)
+    for b in range(logits.shape[0]):
+        _ace_sample(
+            b, kept, logits, targets, target_lengths, frames, out, class_stats, log_sum,
+            frame_stats, sample_out, want_grad,
+        )  # fmt: skip
+    return _batch_sums(kept, sample_out)
+
+
+@njit(error_model="numpy")
+def _label_pass(targets, target_lengths, frames, shape, sample_out):
+    """Each sample's label STATUS first: the gradient of the batch mean needs the kept count."""
+    batch, total, classes = shape
     kept = 0
-    for b in range(batch):  # labels first: the gradient of the batch mean needs the kept count
+    for b in range(batch):
         status = _label_status(targets[b], target_lengths[b], classes, frames[b], total)
         sample_out[b, STATUS] = status
-        if sample_out[b, STATUS] == 0:
+        if status == 0:
             kept += 1
-    for b in prange(batch):
-        valid = max(0, min(frames[b], total))
-        sample_out[b, LOSS] = 0.0
-        sample_out[b, KL] = 0.0
-        if sample_out[b, STATUS] < 0 or valid == 0:  # left out: no loss, no gradient
-            out[b] = 0.0
-            continue
-        out[b, valid:] = 0.0
-        counts = class_stats[b, 0]
-        y_sum = class_stats[b, 1]  # sum_t y^t_k is gathered here, then turned into r_k in place
-        counts[:] = 0.0
-        y_sum[:] = 0.0
-        length = target_lengths[b]
-        for j in range(length):
-            counts[targets[b, j]] += 1.0
-        counts[0] = valid - length  # the blank's count replaces any blank in the padding
-        _softmax_and_sums(logits[b], out[b], frame_stats[b], y_sum, valid)
-        weighted_log = 0.0
-        count_log = 0.0
-        for k in range(classes):
-            n = counts[k]
-            if n <= 0:
-                y_sum[k] = 0.0
-                continue
-            count_log += n * math.log(n)
-            if y_sum[k] >= MIN_LABEL_SUM:
-                weighted_log += n * math.log(y_sum[k])
-                y_sum[k] = n / y_sum[k]
-            else:
-                exact = _log_sum_over_frames(logits[b], frame_stats[b], valid, k)
-                log_sum[b, k] = exact
-                weighted_log += n * exact
-                y_sum[k] = 0.0
-                sample_out[b, STATUS] += 1.0
-        loss = math.log(valid) - weighted_log / valid
-        sample_out[b, LOSS] = loss
-        sample_out[b, KL] = loss - (math.log(valid) - count_log / valid)
-        if want_grad:
-            _gradient(
-                out[b],
-                logits[b],
-                valid,
-                class_stats[b],
-                log_sum[b],
-                frame_stats[b],
-                sample_out[b, STATUS] > 0,
-                _F(1.0 / (valid * kept)),
-            )
+    return kept
+
+
+@njit(error_model="numpy")
+def _batch_sums(kept, sample_out):
     loss_sum = 0.0
     kl_sum = 0.0
-    for b in range(batch):
+    for b in range(sample_out.shape[0]):
         if sample_out[b, STATUS] >= 0:
             loss_sum += sample_out[b, LOSS]
             kl_sum += sample_out[b, KL]
     return kept, loss_sum, kl_sum
+
+
+@njit(fastmath=_FAST, error_model="numpy")
+def _ace_sample(
+    b,
+    kept,
+    logits,
+    targets,
+    target_lengths,
+    frames,
+    out,
+    class_stats,
+    log_sum,
+    frame_stats,
+    sample_out,
+    want_grad,
+):
+    """Sample b of ace_kernel: its softmax, Eq. 8, the KL and, when ``want_grad``, Eq. 9."""
+    total, classes = logits.shape[1], logits.shape[2]
+    valid = max(0, min(frames[b], total))
+    sample_out[b, LOSS] = 0.0
+    sample_out[b, KL] = 0.0
+    if sample_out[b, STATUS] < 0 or valid == 0:  # left out: no loss, no gradient
+        out[b] = 0.0
+        return
+    out[b, valid:] = 0.0
+    counts = class_stats[b, 0]
+    y_sum = class_stats[b, 1]  # sum_t y^t_k is gathered here, then turned into r_k in place
+    counts[:] = 0.0
+    y_sum[:] = 0.0
+    length = target_lengths[b]
+    for j in range(length):
+        counts[targets[b, j]] += 1.0
+    counts[0] = valid - length  # the blank's count replaces any blank in the padding
+    _softmax_and_sums(logits[b], out[b], frame_stats[b], y_sum, valid)
+    weighted_log = 0.0
+    count_log = 0.0
+    for k in range(classes):
+        n = counts[k]
+        if n <= 0:
+            y_sum[k] = 0.0
+            continue
+        count_log += n * math.log(n)
+        if y_sum[k] >= MIN_LABEL_SUM:
+            weighted_log += n * math.log(y_sum[k])
+            y_sum[k] = n / y_sum[k]
+        else:
+            exact = _log_sum_over_frames(logits[b], frame_stats[b], valid, k)
+            log_sum[b, k] = exact
+            weighted_log += n * exact
+            y_sum[k] = 0.0
+            sample_out[b, STATUS] += 1.0
+    loss = math.log(valid) - weighted_log / valid
+    sample_out[b, LOSS] = loss
+    sample_out[b, KL] = loss - (math.log(valid) - count_log / valid)
+    if want_grad:
+        _gradient(
+            out[b],
+            logits[b],
+            valid,
+            class_stats[b],
+            log_sum[b],
+            frame_stats[b],
+            sample_out[b, STATUS] > 0,
+            _F(1.0 / (valid * kept)),
+        )
 
 
 @njit(error_model="numpy")
