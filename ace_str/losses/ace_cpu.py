@@ -40,10 +40,11 @@ def cpu_kernels() -> ModuleType | None:
 # Up to this many classes the kernels beat PyTorch's ops; beyond, ACE's label-column path
 # (ace_fast.py) reads only the label's columns twice and is faster (bench_complexity.py).
 KERNEL_MAX_CLASSES = 512
-# Below this many logits the kernel runs on the calling thread: waking numba's OpenMP pool,
-# whose threads contend with PyTorch's still-spinning pool for the cores, costs more than the
-# extra threads gain (bench_complexity.py --parallel-threshold 0 measures the other side).
-PARALLEL_MIN_ELEMENTS = 1 << 22
+# From this many logits the kernel uses numba's thread pool (when torch has more than one
+# thread); below, the calling thread alone. At 37 classes, batch 64, T = 144 the pool measured
+# ACE / softmax 1.55 against 2.55 on the calling thread (bench_complexity.py
+# --parallel-threshold), so it is used throughout; the serial kernel serves one-thread runs.
+PARALLEL_MIN_ELEMENTS = 0
 
 
 def kernel_applies(logits: Tensor) -> bool:

@@ -114,9 +114,7 @@ def ace_kernel_serial(
     sample_out,
     want_grad,
 ):
-    """ace_kernel on the calling thread alone. On a small batch (37 classes, batch 64: 1.4 MB of
-    logits) waking numba's OpenMP pool, whose threads then contend with PyTorch's own pool for
-    the same cores, costs more than the second core gains (bench_complexity.py)."""
+    """ace_kernel on the calling thread alone, for one-thread runs (no OpenMP pool to wake)."""
     kept = _label_pass(targets, target_lengths, frames, logits.shape, sample_out)
     for b in range(logits.shape[0]):
         _ace_sample(
