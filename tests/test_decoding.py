@@ -4,6 +4,7 @@ import torch
 from ace_str.models.decoding import (
     ace_count_decode,
     ace_greedy_decode,
+    ace_peak_decode,
     ctc_greedy_decode,
     flatten_2d,
 )
@@ -59,6 +60,46 @@ def test_count_decoding_drops_the_weaker_frame_of_the_pair():
     assert ace_count_decode(logits)[0] == [[3, 2, 2]]
     confidence = ace_count_decode(logits)[1]
     assert torch.allclose(confidence, ace_greedy_decode(logits)[1])
+
+
+def soft_map(cells: dict[tuple[int, int], dict[int, float]], shape=(3, 4), classes: int = 6):
+    """(1, H, W, C) logits with the given class probabilities per (row, column) cell."""
+    probs = torch.full((1, *shape, classes), 1e-6)
+    probs[..., 0] = 1.0
+    for (y, x), row in cells.items():
+        for k, p in row.items():
+            probs[0, y, x, k] = p
+        probs[0, y, x, 0] = max(1e-6, 1 - sum(row.values()))
+    return probs.log()
+
+
+def test_peak_decoding_reads_a_character_spread_over_cells():
+    # class 2 spread over a 2x2 block (mass 1.2, no cell above blank), class 3 one clear cell
+    spread = {(0, 0): {2: 0.3}, (0, 1): {2: 0.35}, (1, 0): {2: 0.25}, (1, 1): {2: 0.3}}
+    logits = soft_map({**spread, (1, 3): {3: 0.9}})
+    assert ace_greedy_decode(logits)[0] == [[3]]
+    seqs, conf = ace_peak_decode(logits)
+    assert seqs == [[2, 3]]
+    assert 0.9 < float(conf[0]) <= 1.0  # 2: 1.2 capped at 1 around its peak; 3: 0.9 + ~0
+
+
+def test_peak_decoding_counts_repeats_and_orders_by_column_or_row():
+    # two 4s apart (mass 1.8), one 5 whose column comes first but row comes last
+    logits = soft_map({(0, 1): {4: 0.9}, (0, 3): {4: 0.9}, (2, 0): {5: 0.8}})
+    assert ace_peak_decode(logits, "column")[0] == [[5, 4, 4]]
+    assert ace_peak_decode(logits, "row")[0] == [[4, 4, 5]]
+    # adjacent cells of one class with mass 1.5: one peak can't take its neighbour, so two
+    # 4s need two separate peaks; only one exists beyond the neighbourhood, at (2, 3)
+    adjacent = soft_map({(0, 0): {4: 0.8}, (0, 1): {4: 0.5}, (2, 3): {4: 0.2}})
+    assert ace_peak_decode(adjacent)[0] == [[4, 4]]
+    empty = soft_map({(1, 1): {2: 0.4}})  # mass 0.4 rounds to no character
+    seqs, conf = ace_peak_decode(empty)
+    assert seqs == [[]] and float(conf[0]) > 0.9
+
+
+def test_peak_decoding_of_1d_frames_matches_greedy_on_clear_frames():
+    logits = one_hot_logits([0, 3, 0, 3, 2, 0])
+    assert ace_peak_decode(logits)[0] == ace_greedy_decode(logits)[0] == [[3, 3, 2]]
 
 
 def test_ace_head_switches_decoder_and_refuses_unknown_ones():

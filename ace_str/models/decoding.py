@@ -87,6 +87,56 @@ def ace_count_decode(logits: Tensor, order: str = "column") -> tuple[list[list[i
     return sequences, confidences
 
 
+def ace_peak_decode(logits: Tensor, order: str = "column") -> tuple[list[list[int]], Tensor]:
+    """Each class read round(sum_t y^t_k) times, at its strongest cells, in reading order.
+
+    Eq. 8 only asks that a class's probability summed over the frames (or map cells) match its
+    count; it says nothing about that mass sitting in one cell. A 2D map can therefore count a
+    word right while no cell's argmax is a character, and greedy decoding reads nothing. This
+    reading takes the count from the sums and the positions from the peaks: for class k, the
+    cells of highest y^t_k, skipping the 8 neighbours of a cell already taken for k (one
+    character spread over adjacent cells is one peak). (B, T, C) logits are a one-row map.
+    Confidence is the product over the peaks of the class's mass in the 3x3 cells around each
+    (capped at 1); the mean blank probability for an empty reading.
+    """
+    if logits.dim() == 3:
+        logits = logits.unsqueeze(1)  # (B, 1, T, C): frames along a single row
+    if order not in READ_ORDERS:
+        raise ValueError(f"read order must be one of {READ_ORDERS}, not {order!r}")
+    probs = logits.detach().float().softmax(dim=-1).cpu()
+    _, height, width, _ = probs.shape
+    counts = probs[..., 1:].sum(dim=(1, 2)).add(0.5).floor().long()  # (B, C - 1)
+    # each cell's class mass over its 3x3 neighbourhood, for the confidence
+    local = (
+        torch.nn.functional.avg_pool2d(
+            probs.permute(0, 3, 1, 2), 3, stride=1, padding=1, count_include_pad=True
+        )
+        .mul(9)
+        .permute(0, 2, 3, 1)
+    )
+    sequences, confidences = [], []
+    for b in range(probs.shape[0]):
+        peaks: list[tuple[int, int]] = []  # (reading position, class)
+        log_conf = 0.0
+        for k in (counts[b].nonzero().flatten() + 1).tolist():
+            taken: list[tuple[int, int]] = []
+            for cell in probs[b, :, :, k].flatten().argsort(descending=True).tolist():
+                if len(taken) == counts[b, k - 1]:
+                    break
+                y, x = divmod(cell, width)
+                if any(abs(y - ty) <= 1 and abs(x - tx) <= 1 for ty, tx in taken):
+                    continue
+                taken.append((y, x))
+                position = x * height + y if order == "column" else y * width + x
+                peaks.append((position, k))
+                log_conf += math.log(min(1.0, max(float(local[b, y, x, k]), 1e-30)))
+        peaks.sort()
+        sequences.append([k for _, k in peaks])
+        blank_mean = float(probs[b, :, :, BLANK].mean())
+        confidences.append(math.exp(log_conf) if peaks else blank_mean)
+    return sequences, torch.tensor(confidences, dtype=torch.float32)
+
+
 def ctc_greedy_decode(logits: Tensor) -> tuple[list[list[int]], Tensor]:
     """Best path, repeats collapsed, then blanks dropped; a blank between repeats keeps both."""
     best, best_prob = _best_path(logits)

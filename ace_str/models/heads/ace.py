@@ -6,12 +6,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ace_str.losses.ace import ACELoss, flatten_prediction
-from ace_str.models.decoding import ace_count_decode, ace_greedy_decode
+from ace_str.models.decoding import ace_count_decode, ace_greedy_decode, ace_peak_decode
 from ace_str.models.heads.base import Head
 
 # greedy: argmax per frame, blanks dropped, repeats kept; count: the same, with adjacent repeats
-# dropped where they exceed ACE's own count of the class (decoding.ace_count_decode)
-DECODERS = {"greedy": ace_greedy_decode, "count": ace_count_decode}
+# dropped where they exceed ACE's own count of the class (decoding.ace_count_decode); peaks:
+# each class as often as its summed probability says, at its strongest cells (ace_peak_decode)
+DECODERS = {"greedy": ace_greedy_decode, "count": ace_count_decode, "peaks": ace_peak_decode}
 
 
 class ACEHead(Head):
