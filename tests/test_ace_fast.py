@@ -10,6 +10,8 @@ from ace_str.losses.ace_fast import DENSE_COLUMNS_FACTOR, FastACECrossEntropy
 
 # (classes, max label length): few classes use all columns, many use the label's columns only
 PATHS = {"dense": (6, 4), "columns": (40, 3)}
+# class counts for the fused kernel (a sample at a time) and the wide one (beyond 512 classes)
+KERNELS = pytest.mark.parametrize("classes", [37, 600], ids=["fused", "wide"])
 
 
 def make_batch(classes, max_len, batch=3, frames=7, dtype=torch.float64, seed=0):
@@ -146,7 +148,7 @@ def test_few_classes_use_the_exponential_path(monkeypatch, offset):
 
 
 @pytest.mark.parametrize("masked", [False, True])
-@pytest.mark.parametrize("classes", [6, 37, 300])
+@pytest.mark.parametrize("classes", [6, 37, 300, 600, 2000])
 def test_kernel_matches_float64_autograd(classes, masked):
     """The fused CPU kernels (float32) against autograd of the composed ops in float64."""
     logits, targets, lengths = make_batch(classes, 5, batch=4, frames=12, dtype=torch.float32)
@@ -200,8 +202,9 @@ def test_kernel_reads_a_2d_map_as_frames():
     assert torch.allclose(grad, ref_grad, atol=1e-7)
 
 
-def test_kernel_second_backward_recomputes():
-    logits, targets, lengths = make_batch(37, 5, dtype=torch.float32)
+@KERNELS
+def test_kernel_second_backward_recomputes(classes):
+    logits, targets, lengths = make_batch(classes, 5, dtype=torch.float32)
     logits.requires_grad_(True)
     loss = ACELoss(kernel=True)(logits, targets, lengths)
     (first,) = torch.autograd.grad(loss, logits, retain_graph=True)
@@ -209,17 +212,19 @@ def test_kernel_second_backward_recomputes():
     assert torch.equal(first, second)
 
 
-def test_kernel_gradient_scales_with_the_incoming_gradient():
+@KERNELS
+def test_kernel_gradient_scales_with_the_incoming_gradient(classes):
     """The kernel writes d(mean loss)/d logits in the forward; backward scales it."""
-    logits, targets, lengths = make_batch(37, 5, dtype=torch.float32)
+    logits, targets, lengths = make_batch(classes, 5, dtype=torch.float32)
     logits.requires_grad_(True)
     (grad,) = torch.autograd.grad(-2.5 * ACELoss(kernel=True)(logits, targets, lengths), logits)
     (ref,) = torch.autograd.grad(-2.5 * ACELoss(kernel=False)(logits, targets, lengths), logits)
     assert torch.allclose(grad, ref, atol=1e-6) and grad.abs().max() > 1e-4
 
 
-def test_kernel_sample_without_frames_gives_no_loss_and_no_gradient():
-    logits, _, _ = make_batch(37, 5, batch=2, dtype=torch.float32)
+@KERNELS
+def test_kernel_sample_without_frames_gives_no_loss_and_no_gradient(classes):
+    logits, _, _ = make_batch(classes, 5, batch=2, dtype=torch.float32)
     targets, lengths = torch.tensor([[4, 2], [0, 0]]), torch.tensor([2, 0])
     logits.requires_grad_(True)
     terms = ACELoss(kernel=True).terms(logits, targets, lengths, torch.tensor([7, 0]))
@@ -229,9 +234,10 @@ def test_kernel_sample_without_frames_gives_no_loss_and_no_gradient():
     assert torch.allclose(terms.loss * 2, alone.loss)  # the empty sample adds 0 to the mean
 
 
+@KERNELS
 @pytest.mark.parametrize("on_too_long", ["skip", "error"])
-def test_kernel_kl_and_skips_match_pytorch_ops(on_too_long):
-    logits, targets, lengths = make_batch(37, 5, batch=4, frames=12, dtype=torch.float32)
+def test_kernel_kl_and_skips_match_pytorch_ops(on_too_long, classes):
+    logits, targets, lengths = make_batch(classes, 5, batch=4, frames=12, dtype=torch.float32)
     input_lengths = torch.tensor([12, 3, 9, 12])  # sample 1 holds more symbols than frames
     lengths[1] = 5
     args = (logits.requires_grad_(True), targets, lengths, input_lengths)
@@ -250,8 +256,9 @@ def test_kernel_kl_and_skips_match_pytorch_ops(on_too_long):
     assert torch.allclose(g1, g2, atol=1e-7) and (g1[1] == 0).all()
 
 
-def test_kernel_all_samples_skipped_gives_zero_loss_and_gradient():
-    logits, targets, lengths = make_batch(37, 5, batch=2, frames=3, dtype=torch.float32)
+@KERNELS
+def test_kernel_all_samples_skipped_gives_zero_loss_and_gradient(classes):
+    logits, targets, lengths = make_batch(classes, 5, batch=2, frames=3, dtype=torch.float32)
     lengths[:] = 5
     logits.requires_grad_(True)
     terms = ACELoss(on_too_long="skip", kernel=True).terms(logits, targets, lengths)
@@ -259,9 +266,10 @@ def test_kernel_all_samples_skipped_gives_zero_loss_and_gradient():
     assert terms.skipped == 2 and terms.loss == 0 and (grad == 0).all()
 
 
-def test_kernel_names_a_target_outside_the_classes():
-    logits, targets, lengths = make_batch(37, 5, dtype=torch.float32)
-    targets[1, 0] = 37
+@KERNELS
+def test_kernel_names_a_target_outside_the_classes(classes):
+    logits, targets, lengths = make_batch(classes, 5, dtype=torch.float32)
+    targets[1, 0] = classes
     lengths[1] = max(int(lengths[1]), 1)
     with pytest.raises(ValueError, match="batch index 1"):
         ACELoss(kernel=True)(logits, targets, lengths)
@@ -272,9 +280,10 @@ def test_kernel_refuses_what_it_cannot_take():
     with pytest.raises(ValueError, match="float32 CPU logits"):
         ACELoss(kernel=True)(logits, targets, lengths)
     many = torch.zeros(1, 4, ace_cpu.KERNEL_MAX_CLASSES + 1)
-    assert kernel_applies(many[..., :37]) and not kernel_applies(many)
-    value = ACELoss()(many, torch.tensor([[1]]), torch.tensor([1]))  # PyTorch's ops take it
-    assert torch.isfinite(value)
+    assert kernel_applies(many[..., :37]) and kernel_applies(many)  # the wide kernel beyond 512
+    assert not kernel_applies(many.double())
+    value = ACELoss(kernel=False)(many, torch.tensor([[1]]), torch.tensor([1]))
+    assert torch.allclose(value, ACELoss(kernel=True)(many, torch.tensor([[1]]), torch.tensor([1])))
 
 
 def test_kernel_threads_follow_torch():
@@ -287,3 +296,17 @@ def test_kernel_threads_follow_torch():
         assert numba.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_wide_kernel_underflowing_class_is_exact():
+    """Beyond 512 classes: a label class at -1e4 in every frame and a repeated class, against
+    float64 autograd."""
+    logits, targets, lengths = make_batch(600, 5, batch=3, frames=9, dtype=torch.float32)
+    lengths[:] = torch.tensor([5, 4, 3])
+    logits[1, :, targets[1, 0]] = -1e4
+    value, grad = value_and_grad(ACELoss(kernel=True), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits.double(), targets, lengths)
+    assert torch.isfinite(value) and value > 100
+    assert torch.allclose(value.double(), ref_value, rtol=1e-6)
+    assert torch.isfinite(grad).all() and (grad[1, :, targets[1, 0]] < 0).all()
+    assert torch.allclose(grad.double(), ref_grad, atol=1e-7)

@@ -1,8 +1,9 @@
-"""ACE cross-entropy on the CPU through the fused numba kernels of ace_kernel.py.
+"""ACE cross-entropy on the CPU through numba kernels: ace_kernel.py up to 512 classes,
+ace_kernel_wide.py beyond.
 
 ``ACELoss`` sends float32 CPU logits here. The counts N_k, Eq. 8, the KL term and the gradient of
-Eq. 9 are one kernel call, because at 37 classes the dispatch of a few dozen small PyTorch ops
-costs more than the arithmetic.
+Eq. 9 are one kernel call: at 37 classes the dispatch of a few dozen small PyTorch ops costs more
+than the arithmetic, and at thousands every extra pass over the logits costs memory traffic.
 """
 
 from __future__ import annotations
@@ -37,8 +38,9 @@ def cpu_kernels() -> ModuleType | None:
     return _kernels or None
 
 
-# Up to this many classes the kernels beat PyTorch's ops; beyond, ACE's label-column path
-# (ace_fast.py) reads only the label's columns twice and is faster (bench_complexity.py).
+# Up to this many classes, ace_kernel (each sample's softmax at once, in the cache); beyond, where
+# the logits outgrow the cache, ace_kernel_wide (two reads of the logits, one write of the
+# gradient), which bench_complexity.py measured faster than PyTorch's label-column path there.
 KERNEL_MAX_CLASSES = 512
 # From this many logits the kernel uses numba's thread pool (when torch has more than one
 # thread); below, the calling thread alone. At 37 classes, batch 64, T = 144 the pool measured
@@ -48,13 +50,8 @@ PARALLEL_MIN_ELEMENTS = 0
 
 
 def kernel_applies(logits: Tensor) -> bool:
-    """The kernels take float32 CPU logits of few classes; the rest runs on PyTorch ops."""
-    return (
-        logits.device.type == "cpu"
-        and logits.dtype == torch.float32
-        and logits.shape[-1] <= KERNEL_MAX_CLASSES
-        and bool(cpu_kernels())
-    )
+    """The kernels take float32 CPU logits; the rest runs on PyTorch ops."""
+    return logits.device.type == "cpu" and logits.dtype == torch.float32 and bool(cpu_kernels())
 
 
 class KernelACECrossEntropy(torch.autograd.Function):
@@ -107,6 +104,12 @@ def _run(logits: Tensor, inputs: tuple, want_grad: bool) -> tuple[Tensor, tuple,
     _match_threads()
     batch, total, classes = logits.shape
     out = torch.empty_like(logits)
+    if classes > KERNEL_MAX_CLASSES:
+        from ace_str.losses.ace_kernel_wide import ace_wide_kernel
+
+        sample_out = np.empty((batch, 3), np.float64)  # [Eq. 8, KL, STATUS]
+        sums = ace_wide_kernel(logits.numpy(), *inputs, out.numpy(), sample_out, want_grad)
+        return out, (sample_out,), sums
     state = (
         np.empty((batch, 2, classes), np.float32),  # [N_k, r_k]
         np.empty((batch, classes), np.float64),  # ln sum_t y^t_k of classes redone in log space
