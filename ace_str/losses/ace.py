@@ -225,9 +225,7 @@ class ACELoss(nn.Module):
             return False
         applies = kernel_applies(logits)
         if self.kernel and not applies:
-            raise ValueError(
-                "ACE kernel=True needs float32 CPU logits, and numba"
-            )
+            raise ValueError("ACE kernel=True needs float32 CPU logits, and numba")
         return applies
 
     def _check_lengths(self, target_lengths: Tensor, frames: Tensor, names) -> Tensor | None:
