@@ -12,6 +12,9 @@ before it (inputs and parameters excluded; the gradient of the inputs included):
 free events that ``torch.profiler`` records with ``profile_memory=True`` (each op's net
 allocation in start order, so a temporary allocated and freed inside one op is not seen).
 
+On the CPU the table also has ACE on PyTorch ops (the analytic gradient of ``ace_fast.py``
+without the numba kernels), side by side with them.
+
 Also printed: fast ACE forward plus backward over one ``torch.softmax`` on the same logits (the
 2x bound of issue 7; median ratio of back-to-back pairs) and the composed-ops ACE likewise. Usage:
 ``python scripts/bench_complexity.py [--classes 37 7357] [--repeats 11] [--device cpu]``.
@@ -66,7 +69,7 @@ def methods(inputs: dict, classes: int, args: argparse.Namespace, device: torch.
     """name -> (parameters in MB or None, a closure doing forward plus backward)."""
     logits, features = inputs["logits"], inputs["features"]
     targets, lengths = inputs["targets"], inputs["lengths"]
-    ace, composed = ACELoss(), ACELoss(fast=False)
+    ace, composed, torch_ops = ACELoss(), ACELoss(fast=False), ACELoss(kernel=False)
     head = AttentionHead(args.features, classes, hidden_size=args.hidden).to(device)
     head_params = [p for p in head.parameters()]
 
@@ -83,6 +86,9 @@ def methods(inputs: dict, classes: int, args: argparse.Namespace, device: torch.
     def run_composed() -> None:
         torch.autograd.grad(composed(logits, targets, lengths), logits)
 
+    def run_torch_ops() -> None:
+        torch.autograd.grad(torch_ops(logits, targets, lengths), logits)
+
     def run_softmax() -> None:
         torch.softmax(logits.detach(), dim=-1)
 
@@ -92,6 +98,8 @@ def methods(inputs: dict, classes: int, args: argparse.Namespace, device: torch.
         runs["Attention"] = (head_mb, run_attention)
     if not args.no_composed:
         runs["ACE (composed ops)"] = (None, run_composed)
+    if device.type == "cpu" and ace_cpu.kernel_applies(logits):  # the same ACE without numba
+        runs["ACE (PyTorch ops)"] = (None, run_torch_ops)
     return runs
 
 
@@ -183,7 +191,7 @@ def table(classes: int, runs: dict, mem: dict, ms: dict) -> list[str]:
         "| paper Para / Mem / Time |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in ("CTC", "Attention", "ACE", "ACE (composed ops)"):
+    for name in ("CTC", "Attention", "ACE", "ACE (PyTorch ops)", "ACE (composed ops)"):
         if name not in runs:
             continue
         para = runs[name][0]
