@@ -55,13 +55,15 @@ def kernel_applies(logits: Tensor) -> bool:
 
 
 class KernelACECrossEntropy(torch.autograd.Function):
-    """(batch mean of Eq. 8, batch mean of the KL) over the samples kept; the KL is not
-    differentiable. When a sample was left out, ``report`` receives the per-sample status array
-    before anything is saved, so a caller can raise on a bad sample; it returns how many samples
-    were left out.
+    """The batch mean of Eq. 8 over the samples kept. The not differentiable rest comes back
+    through ``side``: (samples left out, batch mean of the KL). When a sample was left out,
+    ``report`` receives the per-sample status array before anything is saved, so a caller can
+    raise on a bad sample; it returns how many samples were left out.
 
     The forward already writes the gradient (the kernel has each sample in the cache then), so
-    the backward only scales it by the incoming gradient, in place, when that is not 1.
+    the backward only scales it by the incoming gradient, in place, when that is not 1. One
+    output, built by ``torch.scalar_tensor``: at 37 classes the Function's own overhead is a
+    good part of ACE's time (bench_complexity.py).
     """
 
     @staticmethod
@@ -72,23 +74,22 @@ class KernelACECrossEntropy(torch.autograd.Function):
         target_lengths: np.ndarray,
         frames: np.ndarray,
         report: Callable[[np.ndarray], int],
-        skipped: list[int],
-    ) -> tuple[Tensor, Tensor]:
+        side: list[tuple[int, float]],
+    ) -> Tensor:
         logits = logits.detach().contiguous()
         inputs = (targets, target_lengths, frames)
         grad, state, (kept, loss_sum, kl_sum) = _run(logits, inputs, ctx.needs_input_grad[0])
         sample_out = state[-1]
-        skipped.append(report(sample_out[:, cpu_kernels().STATUS]) if kept < len(frames) else 0)
+        skipped = report(sample_out[:, cpu_kernels().STATUS]) if kept < len(frames) else 0
+        n = max(kept, 1)
+        side.append((skipped, kl_sum / n))
         ctx.save_for_backward(logits)
         ctx.grad, ctx.inputs = grad, inputs
-        n = max(kept, 1)
-        loss, kl = torch.tensor([loss_sum / n, kl_sum / n], dtype=torch.float32).unbind()
-        ctx.mark_non_differentiable(kl)
-        return loss, kl
+        return torch.scalar_tensor(loss_sum / n, dtype=torch.float32)
 
     @staticmethod
     @once_differentiable
-    def backward(ctx: FunctionCtx, grad_loss: Tensor, grad_kl: Tensor) -> tuple[Tensor | None, ...]:
+    def backward(ctx: FunctionCtx, grad_loss: Tensor) -> tuple[Tensor | None, ...]:
         grad, ctx.grad = ctx.grad, None  # handed over: autograd may keep or change it
         if grad is None:  # a second backward (retain_graph): the buffer was spent, redo it
             (logits,) = ctx.saved_tensors
@@ -137,14 +138,23 @@ def ace_terms_cpu(
     """
     batch, total, _ = logits.shape
     if input_lengths is None:
-        frames = np.full(batch, total, np.int64)
+        frames = np.empty(batch, np.int64)
+        frames.fill(total)
     else:
         frames = input_lengths.detach().cpu().long().clamp(max=total).numpy()
-    targets_np = targets.detach().cpu().long().contiguous().numpy()
-    lengths_np = target_lengths.detach().cpu().long().contiguous().numpy()
-    skipped: list[int] = []
-    loss, kl = KernelACECrossEntropy.apply(logits, targets_np, lengths_np, frames, report, skipped)
-    return loss, kl, skipped[0]
+    side: list[tuple[int, float]] = []
+    loss = KernelACECrossEntropy.apply(
+        logits, _int64_array(targets), _int64_array(target_lengths), frames, report, side
+    )
+    skipped, kl = side[0]
+    return loss, torch.scalar_tensor(kl, dtype=torch.float32), skipped
+
+
+def _int64_array(values: Tensor) -> np.ndarray:
+    """A contiguous int64 CPU array of ``values``, sharing its memory when it already is one."""
+    if values.dtype != torch.int64 or values.device.type != "cpu" or not values.is_contiguous():
+        values = values.cpu().long().contiguous()
+    return values.detach().numpy()
 
 
 def _match_threads() -> None:
