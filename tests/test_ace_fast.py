@@ -310,3 +310,15 @@ def test_wide_kernel_underflowing_class_is_exact():
     assert torch.allclose(value.double(), ref_value, rtol=1e-6)
     assert torch.isfinite(grad).all() and (grad[1, :, targets[1, 0]] < 0).all()
     assert torch.allclose(grad.double(), ref_grad, atol=1e-7)
+
+
+def test_wide_kernel_rows_far_above_their_first_logit_are_exact():
+    """The wide kernel shifts each frame by its first logit; a logit 200 above it would overflow
+    that sum, so the frame is redone shifted by its maximum."""
+    logits, targets, lengths = make_batch(600, 4, batch=2, frames=6, dtype=torch.float32)
+    logits[0, 2, 7] = logits[0, 2, 0] + 200.0
+    logits[1, :, 0] = -150.0  # every frame's first logit far below the rest
+    value, grad = value_and_grad(ACELoss(kernel=True), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits.double(), targets, lengths)
+    assert torch.allclose(value.double(), ref_value, rtol=1e-6)
+    assert torch.allclose(grad.double(), ref_grad, atol=1e-7)

@@ -102,7 +102,16 @@ def _distinct_counts(target, length, valid, classes_of, count_of):
 
 @njit(fastmath=_FAST, error_model="numpy")
 def _log_partition(row):
-    """ln sum_k exp(a_k), shifted by the row's max (a NaN or inf logit gives NaN or inf)."""
+    """ln sum_k exp(a_k). Shifted by the row's first logit, which needs no pass for a maximum
+    (at thousands of classes that pass costs as much as the exponentials): the total is at least
+    exp(0) = 1, so nothing that matters underflows, and only a logit more than ~88 above the first
+    overflows it, when the row is redone shifted by its maximum."""
+    first = row[0]
+    z = _F(0.0)
+    for k in range(row.size):
+        z += _exp_below_88(row[k] - first)
+    if z < _F(3.0e38):  # finite (and not NaN): the common case
+        return np.float64(first) + math.log(np.float64(z))
     m = row[0]
     for k in range(1, row.size):
         m = max(m, row[k])
@@ -112,6 +121,13 @@ def _log_partition(row):
     for k in range(row.size):
         z += _exp_nonpositive(row[k] - m)
     return np.float64(m) + math.log(np.float64(z))
+
+
+@njit(inline="always", fastmath=_FAST)
+def _exp_below_88(x):
+    """exp(x) for x up to 88 (_exp_nonpositive's arithmetic holds while 2^n stays finite);
+    beyond, inf or a huge value that fails the caller's finiteness check."""
+    return _exp_nonpositive(min(x, _F(88.5)))
 
 
 @njit(error_model="numpy")
