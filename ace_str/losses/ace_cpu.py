@@ -38,9 +38,9 @@ def cpu_kernels() -> ModuleType | None:
     return _kernels or None
 
 
-# Up to this many classes, ace_kernel (each sample's softmax at once, in the cache); beyond, where
-# the logits outgrow the cache, ace_kernel_wide (two reads of the logits, one write of the
-# gradient), which bench_complexity.py measured faster than PyTorch's label-column path there.
+# Up to this many classes, ace_kernel (each sample's softmax at once, in the cache); beyond,
+# ace_kernel_wide (no pass for a maximum, the label's terms from its own columns), which
+# bench_complexity.py measured faster than PyTorch's label-column path there.
 KERNEL_MAX_CLASSES = 512
 # From this many logits the kernel uses numba's thread pool (when torch has more than one
 # thread); below, the calling thread alone. At 37 classes, batch 64, T = 144 the pool measured

@@ -1,10 +1,12 @@
 """ACE cross-entropy (Eq. 8) and its gradient (Eq. 9) for many classes (a numba kernel).
 
-At thousands of classes (7,357 for CASIA) a batch of logits is hundreds of MB, so the time is
-memory traffic. This kernel reads the logits twice and writes the gradient once: one pass takes
-each frame's log-partition ln Z_t, the other writes y^t_k s_t and subtracts the few label terms.
-Everything the label needs (ln sum_t y^t_k, Eq. 8, q^t_k) is computed in log space from the
-label's own columns, so a class whose probability underflows in every frame stays exact.
+At thousands of classes (7,357 for CASIA) a batch of logits is hundreds of MB. This kernel takes
+a sample at a time: one pass over its logits writes each frame's exponentials into the gradient
+buffer (shifted by the frame's first logit, so no pass for a maximum) and takes ln Z_t and the
+label's few columns; a second pass, over that buffer while the sample is still in the cache,
+scales it into y^t_k s_t and subtracts the label terms. Everything the label needs
+(ln sum_t y^t_k, Eq. 8, q^t_k) is computed in log space from the label's own columns, so a class
+whose probability underflows in every frame stays exact.
 """
 
 from __future__ import annotations
@@ -50,29 +52,13 @@ def ace_wide_kernel(logits, targets, target_lengths, frames, out, sample_out, wa
             kept += 1
             _distinct_counts(targets[b], target_lengths[b], min(frames[b], total), classes_of[b],
                              count_of[b])  # fmt: skip
-    log_z = np.empty((batch, total), np.float64)
+    frame_total = np.empty((batch, total), np.float32)  # each frame's shifted total z_t
     log_y = np.full((batch, total, width), -np.inf)  # ln y^t_k of the label's classes
-    for row in prange(batch * total):  # pass 1 over the logits: ln Z_t, and the label's columns
-        b, t = row // total, row % total
-        log_z[b, t] = _log_partition(logits[b, t])
-        for u in range(width):
-            if count_of[b, u] > 0:
-                log_y[b, t, u] = np.float64(logits[b, t, classes_of[b, u]]) - log_z[b, t]
     log_sum = np.zeros((batch, width), np.float64)
-    for b in prange(batch):
-        valid = max(0, min(frames[b], total))
-        if sample_out[b, STATUS] == 0 and valid > 0:
-            _sample_terms(b, valid, log_y, count_of, log_sum, sample_out)
-    if want_grad:
-        scale = 1.0 / max(kept, 1)
-        for row in prange(batch * total):  # pass 2: the gradient, written once
-            b, t = row // total, row % total
-            valid = max(0, min(frames[b], total))
-            if sample_out[b, STATUS] != 0 or t >= valid:
-                out[b, t] = 0.0
-            else:
-                _gradient_row(out[b, t], logits[b, t], log_z[b, t], log_y[b, t], classes_of[b],
-                              count_of[b], log_sum[b], scale / valid)  # fmt: skip
+    scale = 1.0 / max(kept, 1)
+    for b in prange(batch):  # a sample at a time, so its exponentials are still cached for pass 2
+        _wide_sample(b, logits, frames, out, frame_total, log_y, classes_of, count_of, log_sum,
+                     sample_out, want_grad, scale)  # fmt: skip
     loss_sum = 0.0
     kl_sum = 0.0
     for b in range(batch):
@@ -101,26 +87,66 @@ def _distinct_counts(target, length, valid, classes_of, count_of):
 
 
 @njit(fastmath=_FAST, error_model="numpy")
-def _log_partition(row):
-    """ln sum_k exp(a_k). Shifted by the row's first logit, which needs no pass for a maximum
-    (at thousands of classes that pass costs as much as the exponentials): the total is at least
-    exp(0) = 1, so nothing that matters underflows, and only a logit more than ~88 above the first
-    overflows it, when the row is redone shifted by its maximum."""
+def _wide_sample(
+    b, logits, frames, out, frame_total, log_y, classes_of, count_of, log_sum, sample_out,
+    want_grad, scale,
+):  # fmt: skip
+    """Sample b: pass 1 writes each frame's exponentials into out and takes ln Z_t and the
+    label's ln y^t_k; then Eq. 8 and the KL; pass 2 turns out into the gradient in place."""
+    total = logits.shape[1]
+    valid = max(0, min(frames[b], total))
+    if sample_out[b, STATUS] != 0 or valid == 0:
+        out[b] = 0.0
+        return
+    out[b, valid:] = 0.0
+    for t in range(valid):
+        shift, z = _exponentials(logits[b, t], out[b, t])
+        frame_total[b, t] = z
+        log_z = np.float64(shift) + math.log(np.float64(z))
+        for u in range(count_of.shape[1]):
+            if count_of[b, u] > 0:
+                log_y[b, t, u] = np.float64(logits[b, t, classes_of[b, u]]) - log_z
+    _sample_terms(b, valid, log_y, count_of, log_sum, sample_out)
+    if not want_grad:
+        return
+    c = scale / valid
+    for t in range(valid):
+        g = out[b, t]
+        s = 0.0
+        for u in range(count_of.shape[1]):
+            if count_of[b, u] > 0:
+                s += count_of[b, u] * math.exp(log_y[b, t, u] - log_sum[b, u])
+        factor = _F(s * c) / frame_total[b, t]
+        for k in range(g.size):
+            g[k] *= factor
+        for u in range(count_of.shape[1]):
+            if count_of[b, u] > 0:
+                q = count_of[b, u] * math.exp(log_y[b, t, u] - log_sum[b, u])
+                g[classes_of[b, u]] -= _F(q * c)
+
+
+@njit(fastmath=_FAST, error_model="numpy")
+def _exponentials(row, e):
+    """e = exp(row - shift) and (shift, sum of e). The shift is the row's first logit, which
+    needs no pass for a maximum (at thousands of classes that pass costs as much as the
+    exponentials): the total is at least exp(0) = 1, so nothing that matters underflows, and
+    only a logit more than ~88 above the first overflows it, when the row is redone shifted by
+    its maximum (a NaN or inf logit ends in a NaN loss)."""
     first = row[0]
     z = _F(0.0)
     for k in range(row.size):
-        z += _exp_below_88(row[k] - first)
-    if z < _F(3.0e38):  # finite (and not NaN): the common case
-        return np.float64(first) + math.log(np.float64(z))
+        e[k] = _exp_below_88(row[k] - first)
+        z += e[k]
+    if z < _F(3.0e38):  # finite and not NaN: the common case
+        return first, z
     m = row[0]
     for k in range(1, row.size):
         m = max(m, row[k])
-    if not math.isfinite(m):
-        return np.float64(m) if m > 0 or m != m else -np.inf
     z = _F(0.0)
     for k in range(row.size):
-        z += _exp_nonpositive(row[k] - m)
-    return np.float64(m) + math.log(np.float64(z))
+        e[k] = _exp_nonpositive(row[k] - m)
+        z += e[k]
+    return m, z
 
 
 @njit(inline="always", fastmath=_FAST)
@@ -151,19 +177,3 @@ def _sample_terms(b, valid, log_y, count_of, log_sum, sample_out):
     loss = math.log(valid) - weighted_log / valid
     sample_out[b, LOSS] = loss
     sample_out[b, KL] = loss - (math.log(valid) - count_log / valid)
-
-
-@njit(fastmath=_FAST, error_model="numpy")
-def _gradient_row(grad, row, log_z, log_y, classes_of, count_of, log_sum, c):
-    """One frame: c (y^t_k s_t - q^t_k), y^t_k = exp(a^t_k - ln Z_t) in one sweep over the row."""
-    s = 0.0
-    for u in range(count_of.size):
-        if count_of[u] > 0:
-            s += count_of[u] * math.exp(log_y[u] - log_sum[u])
-    shift = _F(log_z)
-    factor = _F(s * c)
-    for k in range(row.size):
-        grad[k] = _exp_nonpositive(row[k] - shift) * factor
-    for u in range(count_of.size):
-        if count_of[u] > 0:
-            grad[classes_of[u]] -= _F(count_of[u] * math.exp(log_y[u] - log_sum[u]) * c)
