@@ -198,9 +198,7 @@ def _ace_sample(
             weighted_log += n * exact
             y_sum[k] = 0.0
             sample_out[b, STATUS] += 1.0
-    loss = math.log(valid) - weighted_log / valid
-    sample_out[b, LOSS] = loss
-    sample_out[b, KL] = loss - (math.log(valid) - count_log / valid)
+    _write_eq8(sample_out[b], valid, weighted_log, count_log)
     if want_grad:
         _gradient(
             out[b],
@@ -212,6 +210,15 @@ def _ace_sample(
             sample_out[b, STATUS] > 0,
             _F(1.0 / (valid * kept)),
         )
+
+
+@njit(inline="always", error_model="numpy")
+def _write_eq8(sample_row, valid, weighted_log, count_log):
+    """Eq. 8 = ln T - (1/T) sum_k N_k ln sum_t y^t_k, and Eq. 8 - H(N̄) with
+    H(N̄) = ln T - (1/T) sum_k N_k ln N_k, from the two weighted sums."""
+    loss = math.log(valid) - weighted_log / valid
+    sample_row[LOSS] = loss
+    sample_row[KL] = loss - (math.log(valid) - count_log / valid)
 
 
 @njit(error_model="numpy")

@@ -23,6 +23,7 @@ from ace_str.losses.ace_kernel import (
     STATUS,
     _exp_nonpositive,
     _label_status,
+    _write_eq8,
 )
 
 _F = np.float32
@@ -110,19 +111,18 @@ def _wide_sample(
     if not want_grad:
         return
     c = scale / valid
+    q = np.zeros(count_of.shape[1], np.float64)  # q^t_k = N_k y^t_k / sum_t y^t_k, label classes
     for t in range(valid):
         g = out[b, t]
-        s = 0.0
-        for u in range(count_of.shape[1]):
+        for u in range(q.size):
             if count_of[b, u] > 0:
-                s += count_of[b, u] * math.exp(log_y[b, t, u] - log_sum[b, u])
-        factor = _F(s * c) / frame_total[b, t]
+                q[u] = count_of[b, u] * math.exp(log_y[b, t, u] - log_sum[b, u])
+        factor = _F(q.sum() * c) / frame_total[b, t]  # s_t c / z_t
         for k in range(g.size):
             g[k] *= factor
-        for u in range(count_of.shape[1]):
+        for u in range(q.size):
             if count_of[b, u] > 0:
-                q = count_of[b, u] * math.exp(log_y[b, t, u] - log_sum[b, u])
-                g[classes_of[b, u]] -= _F(q * c)
+                g[classes_of[b, u]] -= _F(q[u] * c)
 
 
 @njit(fastmath=_FAST, error_model="numpy")
@@ -174,6 +174,4 @@ def _sample_terms(b, valid, log_y, count_of, log_sum, sample_out):
         log_sum[b, u] = top + math.log(acc)
         weighted_log += n * log_sum[b, u]
         count_log += n * math.log(n)
-    loss = math.log(valid) - weighted_log / valid
-    sample_out[b, LOSS] = loss
-    sample_out[b, KL] = loss - (math.log(valid) - count_log / valid)
+    _write_eq8(sample_out[b], valid, weighted_log, count_log)
