@@ -311,3 +311,34 @@ def test_ace_entropy_term_is_the_mean_frame_entropy_and_off_by_default():
     assert torch.allclose(grad, -0.5 * p * (p.log() + h) / 12, atol=1e-6)
     with pytest.raises(ValueError, match="entropy_weight"):
         ACEHead(4, 5, entropy_weight=-1.0)
+
+
+def test_ace_presence_term_against_its_formula_and_gradient():
+    from ace_str.models.heads.ace import ACEHead, presence_loss
+
+    # one sample, 3 frames, classes 0 (blank) .. 3; label "1 1" (class 1 twice), padded
+    logits = torch.tensor([[[2.0, 1.0, 0.0, -1.0], [0.0, 3.0, 0.0, 0.0], [1.0, 0.0, 2.0, 0.0]]])
+    logits.requires_grad_(True)
+    targets, lengths = torch.tensor([[1, 1, 3]]), torch.tensor([2])  # the 3 is padding
+    value = presence_loss(logits, targets, lengths)
+    p = logits.detach().softmax(-1).max(dim=1).values[0]  # max_t y^t_k per class
+    want = -(p[1].log() + (1 - p[2]).log() + (1 - p[3]).log()) / 3  # blank left out
+    assert torch.allclose(value, want)
+    (grad,) = torch.autograd.grad(value, logits)
+    # class 1 is strongest at frame 1, classes 2 and 3 at frame 2: frame 0 is left untouched
+    assert grad[0, 0].abs().max() == 0 and grad[0, 1].abs().max() > 0
+    assert grad[0, 1, 1] < 0  # raising the present class lowers the loss
+    # a 2D map is flattened like ACE's, and the head adds the weighted term
+    two_d = torch.randn(2, 3, 4, 5)
+    targets2, lengths2 = torch.tensor([[1, 2], [3, 0]]), torch.tensor([2, 1])
+    flat = presence_loss(two_d.flatten(1, 2), targets2, lengths2)
+    assert torch.allclose(presence_loss(two_d, targets2, lengths2), flat)
+    plain = ACEHead(4, 5).loss(two_d, targets2, lengths2)
+    weighted = ACEHead(4, 5, presence_weight=2.0).loss(two_d, targets2, lengths2)
+    assert torch.allclose(weighted["loss"], plain["loss"] + 2.0 * flat)
+    assert "presence" not in plain and torch.allclose(weighted["presence"], flat)
+    # a frame certain of a class the label lacks stays finite
+    certain = torch.full((1, 2, 4), -50.0).index_fill_(2, torch.tensor([3]), 50.0)
+    assert torch.isfinite(presence_loss(certain, torch.tensor([[1]]), torch.tensor([1])))
+    with pytest.raises(ValueError, match="presence_weight"):
+        ACEHead(4, 5, presence_weight=-1.0)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
@@ -27,14 +28,18 @@ class ACEHead(Head):
         read_order: str = "column",
         decoder: str = "greedy",
         entropy_weight: float = 0.0,
+        presence_weight: float = 0.0,
     ) -> None:
         super().__init__()
         if entropy_weight < 0:
             raise ValueError(f"entropy_weight must be at least 0, not {entropy_weight}")
+        if presence_weight < 0:
+            raise ValueError(f"presence_weight must be at least 0, not {presence_weight}")
         self.classifier = nn.Linear(in_features, num_classes)
         self.criterion = ACELoss(mode=mode, on_too_long=on_too_long)
         self.read_order = read_order
         self.entropy_weight = entropy_weight
+        self.presence_weight = presence_weight
         self.use_decoder(decoder)
 
     def forward(self, features: Tensor, targets: Tensor | None = None) -> Tensor:
@@ -47,6 +52,10 @@ class ACEHead(Head):
             entropy = frame_entropy(logits)
             out["loss"] = terms.loss + self.entropy_weight * entropy
             out["frame_entropy"] = entropy.detach()
+        if self.presence_weight > 0:
+            presence = presence_loss(logits, targets, target_lengths)
+            out["loss"] = out["loss"] + self.presence_weight * presence
+            out["presence"] = presence.detach()
         return out
 
     def use_decoder(self, decoder: str) -> None:
@@ -67,3 +76,28 @@ def frame_entropy(logits: Tensor) -> Tensor:
     """
     log_probs = F.log_softmax(flatten_prediction(logits).float(), dim=-1)
     return -(log_probs.exp() * log_probs).sum(dim=-1).mean()
+
+
+def presence_loss(logits: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
+    """Binary cross-entropy of max_t y^t_k ("some frame reads class k") against whether k is in
+    the label, averaged over the non-blank classes and the samples; not in the paper.
+
+    At the start of training every frame predicts the same prior, and Eq. 9 moves class k at
+    frame t in proportion to y^t_k / T (about 1e-5 on a 12x13 map), so nothing singles out the
+    cells that hold a character for hundreds of steps. This term sends a gradient of about 1 to
+    each present class's strongest frame (multiple-instance learning with max pooling), and it
+    agrees with Eq. 8 at its optimum: a frame certain of each character of the label, none of
+    any other class. ACE alone still sets how many frames read each class.
+    """
+    log_probs = F.log_softmax(flatten_prediction(logits).float(), dim=-1)  # (B, T, C)
+    batch, _, classes = log_probs.shape
+    strongest = log_probs.max(dim=1).values[:, 1:]  # ln max_t y^t_k, blank (class 0) left out
+    positions = torch.arange(targets.shape[1], device=targets.device)
+    in_label = (positions < target_lengths.to(targets.device).unsqueeze(1)) & (targets > 0)
+    present = torch.zeros(batch, classes, device=log_probs.device)
+    present.scatter_(1, (targets * in_label).long().to(log_probs.device), 1.0)
+    present = present[:, 1:]
+    # ln(1 - p) as ln(-expm1(ln p)), finite while p < 1 (the clamp: a frame certain of a class
+    # the label lacks costs ln(1e-7) instead of infinity)
+    absent_log = torch.log(-torch.expm1(strongest.clamp(max=-1e-7)))
+    return -(present * strongest + (1 - present) * absent_log).mean()
