@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ace_str.losses.ace import ACELoss, flatten_prediction
+from ace_str.losses.ace import ACELoss, character_counts, flatten_prediction
 from ace_str.models.decoding import ace_count_decode, ace_greedy_decode, ace_peak_decode
 from ace_str.models.heads.base import Head
 
@@ -90,14 +89,11 @@ def presence_loss(logits: Tensor, targets: Tensor, target_lengths: Tensor) -> Te
     any other class. ACE alone still sets how many frames read each class.
     """
     log_probs = F.log_softmax(flatten_prediction(logits).float(), dim=-1)  # (B, T, C)
-    batch, _, classes = log_probs.shape
     strongest = log_probs.max(dim=1).values[:, 1:]  # ln max_t y^t_k, blank (class 0) left out
-    positions = torch.arange(targets.shape[1], device=targets.device)
-    in_label = (positions < target_lengths.to(targets.device).unsqueeze(1)) & (targets > 0)
-    present = torch.zeros(batch, classes, device=log_probs.device)
-    present.scatter_(1, (targets * in_label).long().to(log_probs.device), 1.0)
-    present = present[:, 1:]
+    targets, target_lengths = targets.to(log_probs.device), target_lengths.to(log_probs.device)
+    counts = character_counts(targets, target_lengths, log_probs.shape[-1], target_lengths)
+    present = (counts[:, 1:] > 0).float()
     # ln(1 - p) as ln(-expm1(ln p)), finite while p < 1 (the clamp: a frame certain of a class
     # the label lacks costs ln(1e-7) instead of infinity)
-    absent_log = torch.log(-torch.expm1(strongest.clamp(max=-1e-7)))
+    absent_log = (-strongest.clamp(max=-1e-7).expm1()).log()
     return -(present * strongest + (1 - present) * absent_log).mean()
