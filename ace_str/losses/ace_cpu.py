@@ -138,8 +138,7 @@ def ace_terms_cpu(
     """
     batch, total, _ = logits.shape
     if input_lengths is None:
-        frames = np.empty(batch, np.int64)
-        frames.fill(total)
+        frames = np.full(batch, total, np.int64)
     else:
         frames = input_lengths.detach().cpu().long().clamp(max=total).numpy()
     side: list[tuple[int, float]] = []
@@ -151,10 +150,9 @@ def ace_terms_cpu(
 
 
 def _int64_array(values: Tensor) -> np.ndarray:
-    """A contiguous int64 CPU array of ``values``, sharing its memory when it already is one."""
-    if values.dtype != torch.int64 or values.device.type != "cpu" or not values.is_contiguous():
-        values = values.cpu().long().contiguous()
-    return values.detach().numpy()
+    """A contiguous int64 CPU array of ``values``; each step returns its input when it already
+    is one, so the array shares the tensor's memory then."""
+    return values.detach().cpu().long().contiguous().numpy()
 
 
 def _match_threads() -> None:
