@@ -127,6 +127,20 @@ def test_text_fonts_are_kept(lower36):
     assert "cmr10.ttf" not in {p.name for p in find_fonts(charset=printable)}
 
 
+def test_font_families_narrow_the_fonts_by_family_pattern(lower36):
+    every = find_fonts(charset=lower36)
+    sans = find_fonts(charset=lower36, families=["dejavu sans"])  # case-insensitive
+    assert sans and set(sans) < set(every)
+    assert {p.name for p in sans} >= {"DejaVuSans.ttf", "DejaVuSans-Bold.ttf"}
+    assert all(p.name.startswith("DejaVuSans") for p in sans)
+    both = find_fonts(charset=lower36, families=["DejaVu Sans", "DejaVu Serif"])
+    assert set(sans) < set(both) and any(p.name.startswith("DejaVuSerif") for p in both)
+    data = SyntheticWordDataset(lower36, length=2, font_families=["DejaVu Sans"])
+    assert data.fonts == sans
+    with pytest.raises(FontError, match="No Such Family"):
+        find_fonts(charset=lower36, families=["No Such Family*"])
+
+
 def test_render_config_accepts_hydra_style_dicts(lower36):
     render = OmegaConf.create({"font_size": [30, 30], "height": 32, "blur_prob": 0.0})
     data = SyntheticWordDataset(lower36, length=4, render=render)

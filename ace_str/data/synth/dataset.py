@@ -43,6 +43,7 @@ class SyntheticWordDataset(Dataset):
         word_weights: dict[str, float] | None = None,
         font_dirs: list[str] | None = None,
         min_fonts: int = 1,
+        font_families: list[str] | None = None,
         vocab_size: int = 50000,
         max_length: int = 25,
         casing: dict[str, float] | None = None,
@@ -59,7 +60,7 @@ class SyntheticWordDataset(Dataset):
         self.vocab_size = vocab_size
         self.max_length = max_length
         self.fonts: list[Path] = find_fonts(
-            list(font_dirs) if font_dirs else None, charset, min_fonts
+            list(font_dirs) if font_dirs else None, charset, min_fonts, font_families
         )
         # Neighbouring-text fragments use only symbols every font was checked to draw.
         self.fragment_symbols = "".join(s for s in required_symbols(charset) if s.isalnum())
