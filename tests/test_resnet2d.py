@@ -109,16 +109,14 @@ def test_counter_experiment_trains_and_drives_the_normaliser(tmp_path):
     assert normalize(image).shape == (3, 96, 100) and w <= 100 and h <= 96
 
 
-def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path):
+def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
     cfg = compose_config(
         "train",
         ["experiment=resnet2d_ace_quick", *TINY_2D, "data.val_synth_size=4", "trainer.val_every=2"],
     )
     metrics = Trainer(cfg, tmp_path).fit()
     assert 0.0 <= metrics["synth_val/word_accuracy"] <= 1.0
-    spec = importlib.util.spec_from_file_location("show_2d", ROOT / "scripts/show_2d.py")
-    show_2d = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(show_2d)
+    show_2d = load_script("show_2d")
     word = tmp_path / "word.png"
     render_word("curve", FONT, random.Random(1), RenderConfig(curve_prob=1.0)).save(word)
     show_2d.main(
@@ -127,6 +125,37 @@ def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path):
     )
     (picture,) = (tmp_path / "maps").glob("*.png")
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    map_stats = load_script("map_stats")
+    map_stats.main(["--checkpoint", str(tmp_path / "last.ckpt"), "--samples", "3"])
+    printed = capsys.readouterr().out
+    assert "3 images of synth_val, 156 cells" in printed and "char_cells_in_label" in printed
+
+
+def test_map_stats_tells_a_spread_map_from_a_localised_one():
+    """Both maps have the label's counts as their mean (Eq. 8 cannot tell them apart)."""
+    stats = load_script("map_stats").map_stats
+    symbols, label, cells = "abc", "ab", 10
+    spread = torch.zeros(cells, 4)
+    spread[:, 0], spread[:, 1], spread[:, 2] = 0.8, 0.1, 0.1
+    local = torch.zeros(cells, 4)
+    local[:, 0] = 1.0
+    local[3] = torch.tensor([0.0, 1.0, 0.0, 0.0])  # "a" in one cell, "b" in another
+    local[7] = torch.tensor([0.0, 0.0, 1.0, 0.0])
+    assert torch.allclose(spread.mean(0), local.mean(0))
+    a, b = stats(spread, label, symbols), stats(local, label, symbols)
+    assert a["char_cells"] == 0 and a["mass_in_char_cells"] == 0
+    assert a["max_char_prob"] == pytest.approx(0.1)
+    assert b["char_cells"] == 2 and b["char_cells_in_label"] == 2 and b["label_length"] == 2
+    assert b["max_char_prob"] == 1.0 and b["mass_in_char_cells"] == 1.0
+    local[7] = torch.tensor([0.1, 0.0, 0.0, 0.9])  # a confident cell reading "c", not in the label
+    assert stats(local, label, symbols)["char_cells_in_label"] == 1
+
+
+def load_script(name: str):
+    spec = importlib.util.spec_from_file_location(name, ROOT / f"scripts/{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def test_map_picture_is_a_png_and_figure_has_its_panels(tmp_path):

@@ -1,0 +1,72 @@
+"""Does a model place characters in cells, or spread the label's counts over every cell?
+
+Eq. 8 sees the prediction only through its mean over the T cells (ybar_k = sum_t y^t_k / T), so
+it is flat in every direction that keeps the mean: a map that puts 1/T of each label character
+in every cell scores as well as one that puts each character in one cell, yet its argmax reads
+nothing. This prints, over the first ``--samples`` validation images of a checkpoint's own
+config, how concentrated the non-blank probability is: the largest character probability in a
+cell (1/T ~ 0.0064 on a 12x13 map when fully spread, near 1 when localised), the share of the
+characters' mass held by cells whose argmax is a character, the count of such cells per image
+against the label length, and how many of those cells predict a character of the label.
+
+    python scripts/map_stats.py --checkpoint outputs/resnet2d_ace_quick/<run>/last.ckpt
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+
+from ace_str.engine import builders
+from ace_str.evaluation.run import load_model
+
+
+def map_stats(probs: torch.Tensor, label: str, symbols: str) -> dict[str, float]:
+    """Statistics of one (cells, classes) probability map (class 0 the blank)."""
+    chars = probs[:, 1:]
+    argmax = probs.argmax(-1)
+    char_cells = argmax != 0
+    mass = chars.sum()
+    in_label = [symbols[int(k) - 1] in label for k in argmax[char_cells]]
+    return {
+        "max_char_prob": float(chars.max()),
+        "mass_in_char_cells": float(chars[char_cells].sum() / mass) if mass > 0 else 0.0,
+        "char_cells": float(char_cells.sum()),
+        "label_length": float(len(label)),
+        "char_cells_in_label": float(sum(in_label)),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train.py")
+    parser.add_argument("--samples", type=int, default=100, help="validation images to read")
+    args = parser.parse_args(argv)
+    torch.set_grad_enabled(False)
+    model, charset, cfg = load_model(args.checkpoint, torch.device("cpu"))
+    datasets = builders.build_val_datasets(cfg, charset)
+    if not datasets:
+        raise SystemExit(f"{args.checkpoint}: its config names no validation set")
+    name, dataset = next(iter(datasets.items()))
+    symbols = "".join(charset.symbols)
+    rows = []
+    for index in range(min(args.samples, len(dataset))):
+        item = dataset[index]
+        if item is None:  # a skipped (corrupt) record
+            continue
+        image, label = item
+        logits = model(image.unsqueeze(0))
+        probs = logits.reshape(-1, logits.shape[-1]).softmax(-1)
+        rows.append(map_stats(probs, label, symbols))
+    cells = probs.shape[0]
+    print(f"{args.checkpoint}: {len(rows)} images of {name}, {cells} cells (1/T = {1 / cells:.4f})")
+    for key in rows[0]:
+        values = [row[key] for row in rows]
+        mean, median = statistics.mean(values), statistics.median(values)
+        print(f"  {key:20s} mean {mean:.4f}  median {median:.4f}")
+
+
+if __name__ == "__main__":
+    main()
