@@ -16,14 +16,17 @@ On the CPU the table also has ACE on PyTorch ops (the analytic gradient of ``ace
 without the numba kernels), side by side with them.
 
 Also printed: fast ACE forward plus backward over one ``torch.softmax`` on the same logits (the
-2x bound of issue 7; median ratio of back-to-back pairs) and the composed-ops ACE likewise, twice:
-first with glibc's defaults, under which every call's logits-sized output (259 MB at 7,357
-classes) is a fresh mapping that the OS faults in page by page, then with freed memory kept
-(``mallopt``: M_MMAP_MAX 0 and M_TRIM_THRESHOLD 2 GiB, so every buffer comes from the heap and
-goes back to it, as with jemalloc, tcmalloc or PyTorch's own caching allocator on a GPU). Both
-methods allocate the same one output, so the page faults are a cost of the allocator, not of
-either computation; on a shared VM they swing from minute to minute and decided the default
-ratio either way. The bound is read from the kept-memory ratio; the other is printed beside it.
+2x bound of issue 7; median ratio of back-to-back pairs) and the composed-ops ACE likewise, with
+the median page faults per call of softmax and of ACE in those pairs, twice: first with glibc's
+defaults, then with freed memory kept (``mallopt``: M_MMAP_MAX 0 and M_TRIM_THRESHOLD 2 GiB, so
+every buffer comes from the heap and goes back to it, as with jemalloc, tcmalloc or PyTorch's own
+caching allocator on a GPU). Under the defaults a logits-sized output (259 MB at 7,357 classes) is
+either a fresh mapping the OS faults in page by page (66,214 faults, some 130 ms here) or, when an
+earlier method left a large enough free chunk in the heap, reused without a fault; which one each
+call gets depends on what split the heap before it, so softmax and ACE are not served alike and
+the ratio swung between runs (0.8 to 3.6 at 7,357 classes). With freed memory kept both reuse
+their buffer, and the ratio compares the computations; the bound is read from it, the defaults'
+figure is printed beside it.
 Usage: ``python scripts/bench_complexity.py [--classes 37 7357] [--repeats 11] [--device cpu]``.
 
 ``--keep-freed-memory`` keeps freed memory from the start, so the table's times are measured
@@ -37,6 +40,11 @@ import ctypes
 import statistics
 import time
 from collections.abc import Callable
+
+try:
+    import resource  # Unix: page-fault counts
+except ImportError:
+    resource = None
 
 import torch
 from torch.profiler import ProfilerActivity, profile
@@ -160,12 +168,18 @@ def median_times_ms(runs: dict, repeats: int, warmup: int, device: torch.device)
     return {name: statistics.median(values) for name, values in times.items()}
 
 
-def softmax_ratio(runs: dict, repeats: int, device: torch.device) -> tuple[float, float]:
-    """Median over pairs run back to back of (ACE forward plus backward) / softmax, and the
-    same for the composed-ops ACE (nan when left out): the 2x bound of issue 7. Each variant's
-    pairs run in their own loop, so what one leaves behind (freed memory handed back to the OS,
-    a cold cache) does not land on the other's pairs."""
-    ratios = []
+def minor_faults() -> int:
+    """Page faults the process has taken so far (0 where ``resource`` is missing)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt if resource else 0
+
+
+def softmax_ratio(runs: dict, repeats: int, device: torch.device) -> tuple[float, float, tuple]:
+    """Median over pairs run back to back of (ACE forward plus backward) / softmax, the same for
+    the composed-ops ACE (nan when left out), and the median page faults per call of softmax and
+    of ACE in those pairs: the 2x bound of issue 7. Each variant's pairs run in their own loop,
+    so what one leaves behind (freed memory handed back to the OS, a cold cache) does not land
+    on the other's pairs."""
+    ratios, faults = [], []
     for name in ("ACE", "ACE (composed ops)"):
         if name not in runs:
             ratios.append(float("nan"))
@@ -174,16 +188,21 @@ def softmax_ratio(runs: dict, repeats: int, device: torch.device) -> tuple[float
         runs["softmax"][1]()  # one untimed pair: a new allocator mode grows its heap here
         runs[name][1]()
         for _ in range(repeats):
-            took = []
+            took, faulted = [], []
             for fn in (runs["softmax"][1], runs[name][1]):
                 sync(device)
+                before = minor_faults()
                 start = time.perf_counter()
                 fn()
                 sync(device)
                 took.append(time.perf_counter() - start)
+                faulted.append(minor_faults() - before)
             pairs.append(took[1] / took[0])
+            if name == "ACE":
+                faults.append(faulted)
         ratios.append(statistics.median(pairs))
-    return ratios[0], ratios[1]
+    per_call = tuple(statistics.median(f[i] for f in faults) for i in range(2))
+    return ratios[0], ratios[1], per_call
 
 
 def fmt(value: float) -> str:
@@ -268,13 +287,18 @@ def main() -> None:
     kept = kept_from_start or (device.type == "cpu" and keep_freed_memory())
     print()
     for classes, inputs, runs, mem, ms, fresh in measured:
-        ratio, composed = softmax_ratio(runs, args.ratio_repeats, device) if kept else fresh
+        ratio, composed, faults = softmax_ratio(runs, args.ratio_repeats, device) if kept else fresh
         logits_mb = inputs["logits"].numel() * 4 / MB
         how = "freed memory kept" if kept else allocator
-        other = f"; on fresh pages {fresh[0]:.2f}" if kept and not kept_from_start else ""
+        how += f", page faults per call: softmax {faults[0]:,.0f}, ACE {faults[1]:,.0f}"
+        if kept and not kept_from_start:
+            how += (
+                f"; glibc defaults {fresh[0]:.2f}, page faults per call: softmax "
+                f"{fresh[2][0]:,.0f}, ACE {fresh[2][1]:,.0f}"
+            )
         print(
             f"{classes} classes: ACE / softmax = {ratio:.2f} ({how}; composed ops "
-            f"{composed:.2f}; median over {args.ratio_repeats} back-to-back pairs{other}); "
+            f"{composed:.2f}; median over {args.ratio_repeats} back-to-back pairs); "
             f"ACE / CTC time {ms['ACE'] / ms['CTC']:.2f}, memory {mem['ACE'] / mem['CTC']:.2f}; "
             f"ACE memory {mem['ACE'] / logits_mb:.2f} x the logits ({fmt(logits_mb)} MB)"
         )
