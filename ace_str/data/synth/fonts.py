@@ -174,6 +174,10 @@ def find_fonts(
         for path, family in found
         if not patterns or any(fnmatch.fnmatchcase(family.lower(), p) for p in patterns)
     ]
+    if patterns:
+        logger.info(
+            "font_families %s: %d of %d usable fonts", list(families), len(fonts), len(found)
+        )
     if len(fonts) < min_fonts:
         lines = "\n".join(
             f"  {r.folder}: "
