@@ -290,6 +290,8 @@ def main() -> None:
         ratio, composed, faults = softmax_ratio(runs, args.ratio_repeats, device) if kept else fresh
         logits_mb = inputs["logits"].numel() * 4 / MB
         how = "freed memory kept" if kept else allocator
+        if device.type == "cuda":
+            how = "CUDA caching allocator"
         how += f", page faults per call: softmax {faults[0]:,.0f}, ACE {faults[1]:,.0f}"
         if kept and not kept_from_start:
             how += (
