@@ -44,7 +44,6 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train.py")
     parser.add_argument("--samples", type=int, default=100, help="validation images to read")
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
     model, charset, cfg = load_model(args.checkpoint, torch.device("cpu"))
     datasets = builders.build_val_datasets(cfg, charset)
     if not datasets:
@@ -57,7 +56,8 @@ def main(argv: list[str] | None = None) -> None:
         if item is None:  # a skipped (corrupt) record
             continue
         image, label = item
-        logits = model(image.unsqueeze(0))
+        with torch.inference_mode():
+            logits = model(image.unsqueeze(0))
         probs = logits.reshape(-1, logits.shape[-1]).softmax(-1)
         rows.append(map_stats(probs, label, symbols))
     cells = probs.shape[0]
