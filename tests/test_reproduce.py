@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
@@ -13,16 +12,7 @@ from PIL import Image
 from ace_str.engine.checkpoint import load_checkpoint
 from ace_str.experiments import read_curves
 
-from .conftest import TINY
-
-REPO = Path(__file__).resolve().parents[1]
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, REPO / f"scripts/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from .conftest import TINY, load_script
 
 
 @pytest.fixture

@@ -3,7 +3,6 @@ normaliser, the character counter, irregular synthetic words and the Fig. 5 pict
 
 from __future__ import annotations
 
-import importlib.util
 import random
 from pathlib import Path
 
@@ -20,9 +19,8 @@ from ace_str.models.backbones.resnet_fcn import ResNetFCN
 from ace_str.models.counter import CharCounter
 from ace_str.models.decoding import ace_greedy_decode
 from ace_str.viz.maps import input_map_figure, save_map_picture
-from tests.conftest import compose_config
+from tests.conftest import compose_config, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 # A 4-channel resnet18 layout and a one-thread, few-sample run: seconds on a CPU.
 TINY_2D = [
@@ -149,13 +147,6 @@ def test_map_stats_tells_a_spread_map_from_a_localised_one():
     assert b["max_char_prob"] == 1.0 and b["mass_in_char_cells"] == 1.0
     local[7] = torch.tensor([0.1, 0.0, 0.0, 0.9])  # a confident cell reading "c", not in the label
     assert stats(local, label, symbols)["char_cells_in_label"] == 1
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / f"scripts/{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_map_picture_is_a_png_and_figure_has_its_panels(tmp_path):

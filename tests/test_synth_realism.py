@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib.util
 import io
 import random
 from pathlib import Path
@@ -21,9 +20,8 @@ from ace_str.data.charset import Charset
 from ace_str.data.synth import RenderConfig, SyntheticWordDataset, render_word
 from ace_str.data.synth.fonts import font_problem, required_symbols
 from ace_str.data.synth.render import BACKGROUNDS
-from tests.conftest import compose_config
+from tests.conftest import compose_config, load_script
 
-ROOT = Path(__file__).resolve().parents[1]
 FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 
 # Every probability the realism effects added, and the parameters each one reads.
@@ -270,13 +268,6 @@ def test_caps_only_fonts_are_rejected_only_for_case_sensitive_charsets():
         pytest.skip("Bebas Neue (fonts-bebas-neue, an all-caps font) is not installed")
     assert "capitals" in font_problem(caps[0], mixed, distinct_case=True)
     assert font_problem(caps[0], required_symbols(Charset(preset="lower36"))) is None
-
-
-def load_script(name: str):
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
