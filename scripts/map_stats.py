@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> None:
             logits = model(image.unsqueeze(0))
         probs = logits.reshape(-1, logits.shape[-1]).softmax(-1)
         rows.append(map_stats(probs, label, symbols))
+    if not rows:
+        raise SystemExit(f"{args.checkpoint}: no readable image among the first {args.samples}")
     cells = probs.shape[0]
     print(f"{args.checkpoint}: {len(rows)} images of {name}, {cells} cells (1/T = {1 / cells:.4f})")
     for key in rows[0]:
