@@ -162,4 +162,8 @@ def _match_threads() -> None:
         import numba
 
         numba.set_num_threads(max(1, min(wanted, numba.config.NUMBA_NUM_THREADS)))
+        # The first call starts numba's pool; under its OpenMP layer that sets OpenMP's thread
+        # count, which is torch's, to NUMBA_NUM_THREADS: the user's setting is put back.
+        if torch.get_num_threads() != wanted:
+            torch.set_num_threads(wanted)
         _threads.count = wanted
