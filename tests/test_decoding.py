@@ -4,6 +4,7 @@ import torch
 from ace_str.models.decoding import (
     ace_count_decode,
     ace_greedy_decode,
+    ace_mass_decode,
     ace_peak_decode,
     ctc_greedy_decode,
     flatten_2d,
@@ -102,11 +103,50 @@ def test_peak_decoding_of_1d_frames_matches_greedy_on_clear_frames():
     assert ace_peak_decode(logits)[0] == ace_greedy_decode(logits)[0] == [[3, 3, 2]]
 
 
+def test_mass_decoding_equals_greedy_on_peaky_frames():
+    """Catches a mass reading that drops or doubles clear one-frame characters ("ll" too)."""
+    logits = one_hot_logits([0, 3, 0, 4, 4, 0, 2])
+    assert ace_mass_decode(logits)[0] == ace_greedy_decode(logits)[0] == [[3, 4, 4, 2]]
+    assert 0.99 < float(ace_mass_decode(logits)[1][0]) <= 1.0
+
+
+def test_mass_decoding_reads_letters_spread_over_neighbouring_frames():
+    """Each letter as 0.25 in four frames: argmax reads blanks, the running sums read "2 3"; a
+    mass of 2 spread over six frames is a double letter, read twice in place."""
+    spread = [{2: 0.25}] * 4 + [{3: 0.25}] * 4
+    logits = soft_frames(spread)
+    assert ace_greedy_decode(logits)[0] == [[]]
+    seqs, conf = ace_mass_decode(logits)
+    assert seqs == [[2, 3]]
+    # each instance: mass 0.75 in the crossing frame and its neighbours (frame 1 for 2, 5 for 3)
+    assert float(conf[0]) == pytest.approx(0.75 * 0.75, abs=1e-4)
+    double = soft_frames([{4: 1 / 3}] * 6 + [{2: 0.9}])
+    assert ace_mass_decode(double)[0] == [[4, 4, 2]]
+
+
+def test_mass_decoding_orders_by_the_interpolated_crossing_and_rounds_counts():
+    """Two classes crossing 1/2 in the same frame keep the order of where inside it they cross
+    (3 reaches 0.5 early in frame 1, 2 late); a class of mass 0.4 reads as nothing."""
+    logits = soft_frames([{2: 0.1, 3: 0.45}, {2: 0.45, 3: 0.5}, {2: 0.45}, {5: 0.2}, {5: 0.2}])
+    assert ace_mass_decode(logits)[0] == [[3, 2]]
+    seqs, conf = ace_mass_decode(soft_frames([{2: 0.2}, {2: 0.2}, {}]))
+    assert seqs == [[]] and float(conf[0]) == pytest.approx((0.8 + 0.8 + 1.0) / 3, abs=1e-4)
+
+
+def test_mass_decoding_reads_2d_maps_in_column_order():
+    logits = soft_map({(0, 1): {4: 0.9}, (0, 3): {4: 0.9}, (2, 0): {5: 0.8}})
+    assert ace_mass_decode(logits, "column")[0] == [[5, 4, 4]]
+    assert ace_mass_decode(logits, "row")[0] == [[4, 4, 5]]
+
+
 def test_ace_head_switches_decoder_and_refuses_unknown_ones():
     head = ACEHead(4, 6)
     assert head.decoder == "greedy"
     head.use_decoder("count")
     assert head.decode(soft_frames([{3: 0.6}, {3: 0.55}]))[0] == [[3]]
+    head.use_decoder("mass")
+    assert head.decode(soft_frames([{3: 0.3}, {3: 0.3}, {}]))[0] == [[3]]
+    assert set(head.decoders) == {"greedy", "count", "peaks", "mass"}
     with pytest.raises(ValueError, match="ACE decoder must be one of"):
         head.use_decoder("beam")
 

@@ -46,3 +46,44 @@ def test_ace_head_trains_on_one_batch():
     assert out["loss"].item() < first * 0.5
     # the aggregated counts fit (KL near 0) long before single frames become peaky
     assert out["ace_kl"].item() < 0.05
+
+
+def _changed_frames(backbone: CRNNBackbone) -> torch.Tensor:
+    """Which frames' features change when only the right quarter of the image changes."""
+    torch.manual_seed(0)
+    image = torch.randn(1, 1, 32, 100)
+    other = image.clone()
+    other[..., 75:] = torch.randn(1, 1, 32, 25)
+    with torch.no_grad():
+        return (backbone(image) - backbone(other)).abs().amax(dim=-1)[0] > 0
+
+
+def test_crnn_without_context_is_frame_local():
+    """context=none: a frame on the left never sees the right of the word; with the BiLSTM
+    (CRNN) every frame does. Catches a 'none' that still runs the recurrence."""
+    torch.manual_seed(0)
+    local = CRNNBackbone(**TINY, context="none").eval()
+    assert local.out_features == 16 and not hasattr(local, "rnn")
+    changed = _changed_frames(local)
+    assert changed[-1] and not changed[:8].any()  # 32 px of frames, > 40 px from the change
+    assert _changed_frames(CRNNBackbone(**TINY).eval()).all()
+
+
+def test_crnn_residual_context_starts_frame_local_and_grows_in():
+    """context=residual: local projection + BiLSTM through a zero-initialised layer, so a fresh
+    model is exactly frame-local (catches a branch that adds the context from the first step)
+    and a trained branch lets every frame see the whole word."""
+    torch.manual_seed(0)
+    backbone = CRNNBackbone(**TINY, context="residual").eval()
+    image = torch.randn(2, 1, 32, 100)
+    with torch.no_grad():
+        features = backbone.cnn(image).mean(dim=2).transpose(1, 2)
+        assert torch.equal(backbone(image), backbone.local(features))
+    assert not _changed_frames(backbone)[:8].any()
+    backbone.context_out.weight.data.normal_()  # as after training: the branch contributes
+    assert _changed_frames(backbone).all()
+
+
+def test_crnn_context_settings_are_checked():
+    with pytest.raises(ValueError, match="context must be one of"):
+        CRNNBackbone(**TINY, context="transformer")

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
+CONTEXTS = ("bilstm", "none", "residual")
+
 
 def _conv(in_ch: int, out_ch: int, kernel, padding, batch_norm: bool) -> list[nn.Module]:
     layers: list[nn.Module] = [nn.Conv2d(in_ch, out_ch, kernel, 1, padding, bias=not batch_norm)]
@@ -23,6 +25,15 @@ class CRNNBackbone(nn.Module):
     averaged to 1. ``channels`` are the seven convolution widths, so tests build tiny ones.
     CRNN normalises convolutions 3, 5 and 7; ``batch_norm_all`` normalises all seven, which
     converges faster on a short CPU budget.
+
+    ``context`` says what each frame sees beyond its convolutional receptive field (~50 px):
+    ``bilstm`` is CRNN (the whole word); ``none`` drops the BiLSTM (frame-local); ``residual``
+    adds the BiLSTM to a projection of the local features through a zero-initialised layer.
+    Why: a network that sees the whole word fits ACE's Eq. 8 by predicting the word's average
+    counts in every frame, a global minimum that reads nothing, and sits there for ~1,000 steps;
+    a frame that sees only its neighbourhood cannot know the word's counts, so it learns the
+    letter under it. With the residual the model starts frame-local (the branch adds exactly 0)
+    and the context grows in as training finds it useful (docs/REPRODUCING.md, "ACE's plateau").
     """
 
     def __init__(
@@ -33,10 +44,13 @@ class CRNNBackbone(nn.Module):
         lstm_layers: int = 2,
         dropout: float = 0.0,
         batch_norm_all: bool = False,
+        context: str = "bilstm",
     ) -> None:
         super().__init__()
         if len(channels) != 7:
             raise ValueError(f"CRNN has 7 convolutions; got {len(channels)} channel widths")
+        if context not in CONTEXTS:
+            raise ValueError(f"CRNN context must be one of {CONTEXTS}, not {context!r}")
         c = list(channels)
         self.cnn = nn.Sequential(
             *_conv(in_channels, c[0], 3, 1, batch_norm_all),
@@ -51,6 +65,11 @@ class CRNNBackbone(nn.Module):
             nn.MaxPool2d((2, 1), (2, 1)),  # H/16, W/4 + 1
             *_conv(c[5], c[6], 2, 0, True),  # H/16 - 1, W/4
         )
+        self.context = context
+        self.out_features = c[6] if context == "none" else 2 * lstm_hidden
+        self.stride = 4
+        if context == "none":
+            return
         self.rnn = nn.LSTM(
             c[6],
             lstm_hidden,
@@ -59,8 +78,11 @@ class CRNNBackbone(nn.Module):
             batch_first=True,
             dropout=dropout if lstm_layers > 1 else 0.0,
         )
-        self.out_features = 2 * lstm_hidden
-        self.stride = 4
+        if context == "residual":
+            self.local = nn.Linear(c[6], self.out_features)
+            self.context_out = nn.Linear(self.out_features, self.out_features)
+            nn.init.zeros_(self.context_out.weight)
+            nn.init.zeros_(self.context_out.bias)
 
     def frames(self, width: int) -> int:
         """Frames for an input width, so a loss can leave out padded frames."""
@@ -69,5 +91,8 @@ class CRNNBackbone(nn.Module):
     def forward(self, images: Tensor) -> Tensor:
         features = self.cnn(images)  # (B, D, H', T)
         features = features.mean(dim=2).transpose(1, 2)  # (B, T, D)
-        features, _ = self.rnn(features)
-        return features
+        if self.context == "none":
+            return features
+        if self.context == "bilstm":
+            return self.rnn(features)[0]
+        return self.local(features) + self.context_out(self.rnn(features)[0])

@@ -6,17 +6,30 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ace_str.losses.ace import ACELoss, character_counts, flatten_prediction
-from ace_str.models.decoding import ace_count_decode, ace_greedy_decode, ace_peak_decode
+from ace_str.models.decoding import (
+    ace_count_decode,
+    ace_greedy_decode,
+    ace_mass_decode,
+    ace_peak_decode,
+)
 from ace_str.models.heads.base import Head
 
 # greedy: argmax per frame, blanks dropped, repeats kept; count: the same, with adjacent repeats
 # dropped where they exceed ACE's own count of the class (decoding.ace_count_decode); peaks:
-# each class as often as its summed probability says, at its strongest cells (ace_peak_decode)
-DECODERS = {"greedy": ace_greedy_decode, "count": ace_count_decode, "peaks": ace_peak_decode}
+# each class as often as its summed probability says, at its strongest cells (ace_peak_decode);
+# mass: as often, each at the middle of its share of the mass in reading order (ace_mass_decode)
+DECODERS = {
+    "greedy": ace_greedy_decode,
+    "count": ace_count_decode,
+    "peaks": ace_peak_decode,
+    "mass": ace_mass_decode,
+}
 
 
 class ACEHead(Head):
     """Works on (B, T, D) and (B, H, W, D) features alike; a 1x1 classifier over the 2D map."""
+
+    decoders = tuple(DECODERS)
 
     def __init__(
         self,

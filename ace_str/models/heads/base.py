@@ -9,7 +9,10 @@ class Head(nn.Module):
     """A head owns its loss and its decoding, so nothing else branches on which head is used.
 
     Decoded sequences are class indices of the charset (1..n); 0 never appears in them.
+    ``decoders`` names the decodings ``use_decoder`` accepts (none: the head has one).
     """
+
+    decoders: tuple[str, ...] = ()
 
     def forward(self, features: Tensor, targets: Tensor | None = None) -> Tensor:
         raise NotImplementedError

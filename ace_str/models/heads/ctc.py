@@ -46,6 +46,8 @@ class CTCHead(Head):
     """Per-frame classifier over (B, T, D) features; decoding is best path or prefix beam search
     (``decoder``), picked by config."""
 
+    decoders = DECODERS
+
     def __init__(
         self,
         in_features: int,
