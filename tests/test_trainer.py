@@ -84,6 +84,22 @@ def test_atomic_save_keeps_old_file_when_write_fails(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left behind
 
 
+def test_save_swaps_in_a_new_file_so_an_open_reader_keeps_the_old_one(tmp_path):
+    """Catches a non-atomic save, e.g. copying the temporary onto ``path`` then unlinking it
+    instead of ``os.replace``: the copy truncates and rewrites the very file a reader (or a
+    kill) may be in the middle of. A rename swaps in a new file; the old one stays whole for
+    whoever has it open."""
+    path = tmp_path / "last.ckpt"
+    save_checkpoint({"step": 1, "w": torch.zeros(4096)}, path)
+    old_bytes, old_inode = path.read_bytes(), path.stat().st_ino
+    with path.open("rb") as reader:
+        save_checkpoint({"step": 2, "w": torch.ones(4096)}, path)
+        assert reader.read() == old_bytes
+    assert path.stat().st_ino != old_inode
+    assert load_checkpoint(path)["step"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
+
+
 def test_checkpoint_with_code_is_refused(tmp_path):
     import collections
 
