@@ -84,7 +84,7 @@ def test_table1_trains_evaluates_tables_and_plots(tmp_path, fake_benchmarks):
 
 def test_fig4_without_benchmarks_reports_synthetic_accuracy(tmp_path):
     """Without benchmarks each run reports its best synthetic validation accuracy: the one in
-    its own event files (catches another run's figure, or a last instead of a best)."""
+    its own event files (catches a figure taken from another run or made up)."""
     script = load_script("reproduce_fig4")
     out = tmp_path / "f4"
     missing = tmp_path / "no_benchmarks"
