@@ -131,6 +131,7 @@ SYNC_BATCH_NORM = [
     "optimizer=adadelta",
     "trainer.max_steps=3",
     "trainer.sync_bn=true",
+    "trainer.amp=off",  # float32 on both sides
     "device=cuda",
 ]
 
@@ -161,15 +162,15 @@ def two_ranks_and_one_process(tmp_path: Path, overrides: list[str], batch: int):
     return ranks, {k: v.cpu() for k, v in single.model.state_dict().items()}, start
 
 
-def assert_same_training(ranks, single, start) -> None:
+def assert_same_training(ranks, single, start, atol: float = 1e-6) -> None:
     for name, tensor in ranks[0].items():
         assert torch.equal(tensor, ranks[1][name]), name  # replicas stay identical
     moved = max((single[k].float() - start[k].float()).abs().max().item() for k in start)
-    assert moved > 1e-4  # three steps changed the weights far beyond the tolerance below
+    assert moved > 100 * atol  # three steps changed the weights far beyond the tolerance
     for name, tensor in single.items():
         # the same samples, their gradients summed in another order: equal up to rounding
         torch.testing.assert_close(
-            ranks[0][name], tensor, rtol=1e-5, atol=1e-6, msg=lambda m, name=name: f"{name}: {m}"
+            ranks[0][name], tensor, rtol=10 * atol, atol=atol, msg=lambda m, n=name: f"{n}: {m}"
         )
 
 
@@ -188,7 +189,9 @@ def test_sync_bn_ranks_of_batch_b_equal_one_process_of_batch_2b(tmp_path: Path) 
     the normalised activations of B samples differ from those of 2B)."""
     ranks, single, start = two_ranks_and_one_process(tmp_path, SYNC_BATCH_NORM, batch=4)
     assert any(name.endswith("running_var") for name in single)
-    assert_same_training(ranks, single, start)
+    # cuDNN convolutions may round through TF32: a looser bound, still far below what per-rank
+    # statistics (of 4 samples instead of 8) change
+    assert_same_training(ranks, single, start, atol=1e-5)
 
 
 def test_sync_bn_converts_every_batch_norm_and_keeps_the_checkpoint_keys() -> None:
