@@ -4,7 +4,7 @@ model-only: the same model and batch size on tensors already in memory (decoding
 included, image decoding excluded); full: the evaluate.py path (DataLoader workers decoding
 images, inference, metrics). The ratio full / model-only says how well decoding is hidden.
 
-    python scripts/bench_eval.py --checkpoint PATH [--root /work/shared/data/benchmarks]
+    python scripts/bench_eval.py --checkpoint PATH [--root ../shared/data/benchmarks]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def full_path(model, charset, dataset, batch_size: int, workers: int, prefetch: 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--root", default="/work/shared/data/benchmarks")
+    parser.add_argument("--root", default="../shared/data/benchmarks")
     parser.add_argument("--sets", nargs="+", default=list(SETS))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--workers", type=int, default=1)

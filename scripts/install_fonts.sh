@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Install Debian font packages that give the synthetic word renderer the variety of real scene
 # text: sans, serif, condensed, rounded, geometric, display and monospaced faces in many weights,
-# all with full Latin coverage. The renderer finds them under /usr/share/fonts by itself and
-# rejects any font that cannot draw every symbol of the charset; without them it falls back to
-# matplotlib's bundled fonts (DejaVu, STIX, Computer Modern).
+# all with full Latin coverage, and one CJK font for the Chinese text lines (data=hctr_synth and
+# the tests of tests/test_hctr.py, which skip without it). The renderer finds them under
+# /usr/share/fonts by itself and rejects any font that cannot draw every symbol of the charset;
+# without them it falls back to matplotlib's bundled fonts (DejaVu, STIX, Computer Modern).
 #
 #   bash scripts/install_fonts.sh            # as root (or with passwordless sudo)
 #   bash scripts/install_fonts.sh --strict   # exit 1 unless every package installed (Dockerfile)
@@ -11,7 +12,7 @@
 #
 # Without apt-get, root or network it prints what it could not do and exits 0 (unless --strict),
 # so CI on other systems goes on with the fonts it has. Packages missing from this Debian release
-# are skipped and named. About 115 MB installed on Debian 12 (bookworm).
+# are skipped and named. About 120 MB installed on Debian 12 (bookworm).
 set -uo pipefail
 
 FONT_PACKAGES=(
@@ -29,6 +30,7 @@ FONT_PACKAGES=(
   fonts-adf-gillius fonts-adf-universalis  # Gill Sans and Univers look-alikes
   fonts-paratype                        # PT Sans, PT Serif, PT Mono
   fonts-hack                            # monospaced, for codes and plates
+  fonts-wqy-microhei                    # CJK (a .ttc, which the Latin word renderer skips)
 )
 
 strict=0
@@ -36,7 +38,7 @@ for arg in "$@"; do
   case "$arg" in
     --print) printf '%s\n' "${FONT_PACKAGES[@]}"; exit 0 ;;
     --strict) strict=1 ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
     *) echo "install_fonts: unknown option $arg" >&2; exit 2 ;;
   esac
 done

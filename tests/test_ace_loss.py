@@ -1,11 +1,22 @@
 """ACE against the paper's four formulas, Eq. 9 and autograd, in float64."""
 
+import math
+
 import pytest
 import torch
 
-from ace_str.losses.ace import ACELoss, character_counts
+from ace_str.losses.ace import ACELoss
 
 torch.manual_seed(0)
+
+
+def counts_by_hand(label: list[int], classes: int, frames: int) -> torch.Tensor:
+    """N_k of Sec. 3.1 by counting: how often class k occurs, and N_blank = T - |S|."""
+    counts = torch.zeros(classes, dtype=torch.float64)
+    for k in label:
+        counts[k] += 1
+    counts[0] = frames - len(label)
+    return counts
 
 
 def four_formulas(logits: torch.Tensor, labels: list[list[int]]) -> torch.Tensor:
@@ -14,10 +25,7 @@ def four_formulas(logits: torch.Tensor, labels: list[list[int]]) -> torch.Tensor
     for row, label in zip(logits.double(), labels, strict=True):
         frames, classes = row.shape
         y = row.softmax(-1)
-        counts = torch.zeros(classes, dtype=torch.float64)
-        for k in label:
-            counts[k] += 1
-        counts[0] = frames - len(label)
+        counts = counts_by_hand(label, classes, frames)
         y_k = y.sum(0)  # y_k = sum_t y^t_k
         y_bar = y_k / frames  # ȳ_k = y_k / T
         n_bar = counts / frames  # N̄_k = N_k / T
@@ -56,7 +64,7 @@ def test_gradient_equals_eq9():
     ACELoss()(logits, targets, lengths).backward()
     y = logits.detach().softmax(-1)[0]
     frames, classes = y.shape
-    counts = character_counts(targets, lengths, classes, torch.tensor([frames]))[0].double()
+    counts = counts_by_hand(labels[0], classes, frames)
     n_bar, y_bar = counts / frames, y.sum(0) / frames
     # Eq. 9: dL/da^t_k = -(1/T) sum_k' N̄_k' (y^t_k' / ȳ_k') (δ_kk' - y^t_k)
     expected = torch.zeros_like(y)
@@ -81,21 +89,62 @@ def test_gradcheck(mode):
 
 
 def test_regression_is_eq4():
+    """Eq. 4, (1/2) sum_k (N_k - y_k)^2 with y_k = sum_t y^t_k, against counts made by hand (not
+    the implementation's own character_counts, whose mistakes it would share)."""
     logits, targets, lengths, labels = make_batch()
-    y = logits.softmax(-1).sum(1)
-    counts = character_counts(targets, lengths, logits.shape[-1], torch.full((4,), 12))
-    expected = (0.5 * (counts.double() - y).pow(2).sum(1)).mean()
+    frames, classes = logits.shape[1:]
+    per_sample = [
+        0.5 * (counts_by_hand(label, classes, frames) - row.softmax(-1).sum(0)).pow(2).sum()
+        for row, label in zip(logits, labels, strict=True)
+    ]
+    expected = torch.stack(per_sample).mean()
     assert torch.allclose(ACELoss(mode="regression")(logits, targets, lengths).double(), expected)
+    # worked by hand: 2 frames of equal logits give y_k = 2/3 for each of 3 classes; the label
+    # "a" has N = (blank 1, a 1, b 0): (1/2) ((1/3)^2 + (1/3)^2 + (2/3)^2) = 1/3
+    hand = ACELoss(mode="regression")(torch.zeros(1, 2, 3), torch.tensor([[1]]), torch.tensor([1]))
+    assert hand.item() == pytest.approx(1 / 3, rel=1e-6)
 
 
-def test_huge_logits_stay_finite():
-    logits, targets, lengths, _ = make_batch()
-    logits = (torch.randn(*logits.shape) * 1e4).float().requires_grad_(True)
-    loss = ACELoss()(logits, targets, lengths)
+def log_space_formulas(logits: torch.Tensor, labels: list[list[int]]) -> torch.Tensor:
+    """Eq. 8 in float64 with ln ȳ_k = ln sum_t exp(log y^t_k) - ln T written out, for logits so
+    large that y^t_k underflows to 0 even in float64 (where four_formulas would take ln 0)."""
+    losses = []
+    for row, label in zip(logits.double(), labels, strict=True):
+        frames, classes = row.shape
+        log_y = row - row.logsumexp(-1, keepdim=True)  # log softmax
+        peak = log_y.max(0).values
+        log_y_bar = peak + (log_y - peak).exp().sum(0).log() - math.log(frames)
+        n_bar = counts_by_hand(label, classes, frames) / frames
+        terms = [n_bar[k] * log_y_bar[k] for k in range(classes) if n_bar[k] > 0]
+        losses.append(-torch.stack(terms).sum())
+    return torch.stack(losses).mean()
+
+
+def test_huge_logits_give_the_hand_worked_loss_and_gradient():
+    """Logits of 1e4 put exp(-1e4) = 0 (in float32 and float64) on every class but the winner:
+    an implementation that took ln of the probabilities would give inf or nan, one that clamped
+    them a wrong finite number. Worked by hand: 2 frames both certain of 'a' (class 1), label
+    "b" (class 2), so N = (blank 1, a 0, b 1) and ln ȳ_blank = ln ȳ_b = -1e4:
+    L = -(1/2)(-1e4) - (1/2)(-1e4) = 1e4. Both frames are alike, so y^t_k' / ȳ_k' = 1 and
+    Eq. 9 gives dL/da^t_k = -(1/T)(N̄_k - y^t_k) = -(1/2)((1/2, 0, 1/2) - (0, 1, 0))."""
+    logits = torch.full((1, 2, 3), -1e4)
+    logits[..., 1] = 0.0
+    logits.requires_grad_(True)
+    loss = ACELoss()(logits, torch.tensor([[2]]), torch.tensor([1]))
     loss.backward()
-    assert torch.isfinite(loss) and torch.isfinite(logits.grad).all()
-    # the reference code's +1e-10 saturates instead: finite but clipped at -ln(1e-10)-ish terms
-    assert torch.isfinite(ACELoss(mode="reference")(logits.detach(), targets, lengths))
+    assert loss.item() == pytest.approx(1e4, rel=1e-6)
+    expected = torch.tensor([-0.25, 0.5, -0.25]).expand(2, 3)
+    assert torch.allclose(logits.grad[0], expected, atol=1e-6)
+    # the authors' +1e-10 saturates instead: ȳ_blank = ȳ_b = 1e-10, L = -ln 1e-10 = 10 ln 10
+    reference = ACELoss(mode="reference")(logits.detach(), torch.tensor([[2]]), torch.tensor([1]))
+    assert reference.item() == pytest.approx(10 * math.log(10), rel=1e-5)
+
+    random_logits, targets, lengths, labels = make_batch()
+    random_logits = random_logits * 3e3  # most classes underflow in most frames
+    got = ACELoss()(random_logits.float(), targets, lengths)
+    want = log_space_formulas(random_logits.float(), labels)
+    assert torch.isfinite(want) and want > 100  # far beyond anything an epsilon would allow
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
 
 
 def test_underflowing_class_in_label_gives_finite_gradient():
@@ -117,14 +166,29 @@ def test_invariant_to_character_order():
     assert torch.allclose(per[0], per[1])
 
 
-def test_2d_map_is_flattened_eq10():
-    logits2d = torch.randn(2, 3, 4, 6)
+def test_2d_map_is_eq10():
+    """Eq. 10 written out over the map, not through the implementation's own flatten: for an
+    H x W prediction, ȳ_k = (1/HW) sum_h sum_w y^hw_k, N̄_k = N_k / HW, N_blank = HW - |S|,
+    L = -sum_k N̄_k ln ȳ_k (a flatten over the wrong axes, e.g. batch and height, fails)."""
+    logits2d = torch.randn(2, 3, 4, 6, dtype=torch.float64)
     targets, lengths = torch.tensor([[1, 2], [3, 0]]), torch.tensor([2, 1])
-    flat = ACELoss()(logits2d.flatten(1, 2), targets, lengths)
-    assert torch.allclose(ACELoss()(logits2d, targets, lengths), flat)
-    # order of cells does not matter for ACE: column-major flattening gives the same loss
-    col_major = logits2d.transpose(1, 2).flatten(1, 2)
-    assert torch.allclose(ACELoss()(col_major, targets, lengths), flat)
+    labels = [[1, 2], [3]]
+    losses = []
+    for i, label in enumerate(labels):
+        _, height, width, classes = logits2d.shape
+        cells = height * width
+        y_bar = torch.zeros(classes, dtype=torch.float64)
+        for h in range(height):
+            for w in range(width):
+                y_bar += logits2d[i, h, w].softmax(-1) / cells
+        n_bar = counts_by_hand(label, classes, cells) / cells
+        losses.append(-(n_bar * y_bar.log()).sum())
+    expected = torch.stack(losses).mean()
+    got = ACELoss()(logits2d, targets, lengths)
+    assert torch.allclose(got.double(), expected, rtol=1e-6)
+    # the order of cells does not matter for ACE: a column-major map gives the same loss
+    column_major = logits2d.transpose(1, 2).contiguous()
+    assert torch.allclose(ACELoss()(column_major, targets, lengths).double(), expected, rtol=1e-6)
 
 
 def test_label_longer_than_frames_is_named_error_or_skip():
@@ -158,7 +222,11 @@ def test_kl_is_zero_at_perfect_fit():
 
 
 def test_float32_under_autocast():
-    logits, targets, lengths, _ = make_batch()
+    """Under bf16 autocast the loss is computed in float32 from the bf16 logits: its value is
+    the formulas' on those logits (bf16 keeps under three significant digits, far off rel 1e-5)."""
+    logits, targets, lengths, labels = make_batch()
+    half = logits.bfloat16()
     with torch.autocast("cpu", dtype=torch.bfloat16):
-        loss = ACELoss()(logits.bfloat16(), targets, lengths)
+        loss = ACELoss()(half, targets, lengths)
     assert loss.dtype == torch.float32
+    assert loss.item() == pytest.approx(four_formulas(half.double(), labels).item(), rel=1e-5)

@@ -3,7 +3,6 @@ settings for the rest of its process)."""
 
 from __future__ import annotations
 
-import math
 import re
 import subprocess
 import sys
@@ -14,11 +13,31 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def attention_parameters_mb(classes: int, features: int, hidden: int) -> float:
+    """The clovaai attention head's size written out (4-byte floats): feature projection D x H,
+    hidden projection H x H + H, score H, LSTM cell over the features and the one-hot previous
+    token ([EOS], the C - 1 symbols, [GO]: C + 1 of them) 4H (D + C + 1) + 4H x H + 8H, and the
+    generator H x C + C."""
+    cell = 4 * hidden * (features + classes + 1) + 4 * hidden * hidden + 8 * hidden
+    count = (
+        features * hidden + hidden * hidden + hidden + hidden + cell + hidden * classes + classes
+    )
+    return count * 4 / 2**20
+
+
+def cells(row: str) -> list[str]:
+    return [c.strip() for c in row.strip("|").split("|")]
+
+
 @pytest.mark.skipif(sys.platform != "linux", reason="the kept-memory pass needs glibc")
 def test_bench_complexity_prints_tables_and_both_softmax_ratios():
-    args = ["--classes", "5", "600", "--batch", "2", "--frames", "8", "--max-label", "3"]
-    args += ["--features", "16", "--hidden", "16", "--repeats", "1", "--warmup", "0"]
-    args += ["--ratio-repeats", "3", "--device", "cpu"]
+    """Catches a table whose figures do not follow from its inputs: the attention head's size
+    against the formula above, the logits' size (B x T x C floats), and each "/ CTC" column and
+    the summary's ACE / CTC figures against the table's own memory and time columns."""
+    batch, frames, features, hidden = 2, 8, 16, 16
+    args = ["--classes", "5", "600", "--batch", str(batch), "--frames", str(frames)]
+    args += ["--max-label", "3", "--features", str(features), "--hidden", str(hidden)]
+    args += ["--repeats", "1", "--warmup", "0", "--ratio-repeats", "3", "--device", "cpu"]
     result = subprocess.run(
         [sys.executable, str(ROOT / "scripts/bench_complexity.py"), *args],
         capture_output=True,
@@ -26,14 +45,38 @@ def test_bench_complexity_prints_tables_and_both_softmax_ratios():
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
-    out = result.stdout
+    lines = result.stdout.splitlines()
     for classes in (5, 600):
-        assert f"| {classes} classes | Para (MB) | Mem (MB) | Time (ms) |" in out
-        line = next(
-            x for x in out.splitlines() if x.startswith(f"{classes} classes: ACE / softmax")
+        header = (
+            f"| {classes} classes | Para (MB) | Mem (MB) | Time (ms) | Mem / CTC | Time / CTC |"
         )
+        start = next(i for i, x in enumerate(lines) if x.startswith(header))
+        rows = {}
+        for line in lines[start + 2 :]:
+            if not line.startswith("|"):
+                break
+            rows[cells(line)[0]] = cells(line)
+        assert {"CTC", "ACE", "Attention"} <= rows.keys()
+        assert rows["CTC"][1] == rows["ACE"][1] == "none"  # CTC and ACE have no parameters
+        expected = attention_parameters_mb(classes, features, hidden)
+        assert rows["Attention"][1] == f"{expected:.3g}"
+        ctc_mem, ctc_ms = float(rows["CTC"][2]), float(rows["CTC"][3])
+        for name, row in rows.items():
+            mem, ms, mem_ratio, ms_ratio = (float(v) for v in row[2:6])
+            assert mem > 0 and ms > 0
+            # the printed columns keep 3 significant digits: the ratios agree to that
+            assert mem_ratio == pytest.approx(mem / ctc_mem, rel=0.01, abs=0.01), name
+            assert ms_ratio == pytest.approx(ms / ctc_ms, rel=0.01, abs=0.01), name
+
+        line = next(x for x in lines if x.startswith(f"{classes} classes: ACE / softmax"))
         kept, default = re.search(
             r"= ([\d.]+) \(freed memory kept.*glibc defaults ([\d.]+)", line
         ).groups()
-        assert math.isfinite(float(kept)) and math.isfinite(float(default))
-        assert "page faults per call: softmax" in line and "ACE / CTC time" in line
+        assert float(kept) > 0 and float(default) > 0
+        assert "page faults per call: softmax" in line
+        time_ratio, mem_ratio = re.search(
+            r"ACE / CTC time ([\d.]+), memory ([\d.]+)", line
+        ).groups()
+        assert time_ratio == rows["ACE"][5] and mem_ratio == rows["ACE"][4]
+        logits_mb = batch * frames * classes * 4 / 2**20
+        assert f"the logits ({logits_mb:.3g} MB)" in line

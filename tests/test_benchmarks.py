@@ -5,6 +5,7 @@ import logging
 import lmdb
 import pytest
 
+from ace_str.data.lmdb import find_lmdbs
 from ace_str.evaluation import benchmarks
 from ace_str.evaluation.benchmarks import find_benchmarks, identify, resolve_selection
 from ace_str.evaluation.evaluator import Reading
@@ -124,3 +125,25 @@ def test_predictions_and_worst_errors(tmp_path):
     lines = write_predictions(readings, tmp_path / "p.tsv", "standard").read_text().splitlines()
     assert lines[1] == "images/0.png\tCat\tcat\t0.9000\t1"
     assert lines[2].endswith("\t0") and len(lines) == 5
+
+
+def test_symlinked_set_folders_are_found_and_a_link_cycle_ends(tmp_path, small_registry):
+    """data/README.md suggests links for sets kept elsewhere: Path.rglob never entered them, so
+    every set of such a root was "not found". A link back up the tree must not loop, and a
+    folder reached by two links is one set."""
+    store = tmp_path / "storage"
+    labelled(store / "iiit_v2", small_registry["IIIT5k_3000"])
+    labelled(store / "svt", small_registry["SVT_647"])
+    lmdb_set(store / "cute_lmdb", small_registry["CUTE80_288"])
+    root = tmp_path / "bench"
+    root.mkdir()
+    (root / "IIIT5K").symlink_to(store / "iiit_v2")
+    (root / "SVT").symlink_to(store / "svt", target_is_directory=True)
+    (root / "more").mkdir()
+    (root / "more" / "CUTE80").symlink_to(store / "cute_lmdb")
+    (root / "more" / "zz_same_svt").symlink_to(store / "svt")  # a second link to one folder
+    (root / "more" / "up").symlink_to(root)  # a cycle: bench/more/up/more/up/...
+    found = find_benchmarks(root)
+    assert [f.name for f in found] == ["IIIT5k_3000", "SVT_647", "CUTE80_288"]
+    assert [f.path for f in found] == [root / "IIIT5K", root / "SVT", root / "more" / "CUTE80"]
+    assert find_lmdbs(root) == [root / "more" / "CUTE80"]

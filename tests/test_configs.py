@@ -1,5 +1,6 @@
 """Every experiment composes and builds; configs hold components as _target_ entries."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,19 @@ def test_cpu_synth_real_fine_tunes_on_real_train_from_step_6000(tmp_path):
     assert dataset.names == ["synth", "real"] and len(dataset.sources[1]) == 3
     sampler = dataset.batch_sampler(cfg.data.batch_size, cfg.seed, 0)
     assert sampler.counts_at(5999)[1] == 0 and sampler.counts_at(6000)[1] > 0
+
+
+def test_docs_and_scripts_name_no_machine_paths():
+    """Commands in the docs must run from any clone: paths relative to the repository (such as
+    ../shared/data/...), never one machine's absolute folders (docs/RESULTS.md had /work/...)."""
+    repo = Path(__file__).parents[1]
+    files = [repo / "README.md", repo / "data/README.md", *sorted((repo / "docs").glob("*.md"))]
+    files += sorted((repo / "scripts").glob("*.py")) + sorted(repo.glob("*.py"))
+    machine = re.compile(r"(?<![\w.~])/(?:work|home|Users|root|mnt)/")
+    found = [
+        f"{path.relative_to(repo)}:{number}: {line.strip()}"
+        for path in files
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1)
+        if machine.search(line)
+    ]
+    assert not found, "\n".join(found)

@@ -1,5 +1,7 @@
 """Counting (Sec. 4.3): synthetic shapes, VOC annotations, the mode baseline, counts of a model."""
 
+import math
+
 import pytest
 import torch
 from PIL import Image
@@ -83,6 +85,9 @@ def test_bad_voc_annotation_is_named(tmp_path):
 
 
 def test_model_counts_score_against_truth():
+    """Predicted counts are the summed, rounded probabilities of each class over the whole map,
+    truth the label's counts, m-RMSE their per-class RMSE averaged: all recomputed here (counts
+    read off one column, with the blank kept, or shifted by a class fail)."""
     torch.manual_seed(0)
     backbone = ResNetFCN(depth=18, in_channels=3, width=0.125, blocks=[1, 1, 1])
     model = Recognizer(backbone, ACEHead, SHAPES.num_classes)
@@ -90,10 +95,29 @@ def test_model_counts_score_against_truth():
     loader = torch.utils.data.DataLoader(data, batch_size=4, collate_fn=Collator(SHAPES, False))
     predicted, truth = predict_counts(model, loader, SHAPES)
     assert predicted.shape == truth.shape == (6, 5) and predicted.dtype == torch.long
-    assert truth.tolist() == label_counts([data.sample(i)[1] for i in range(6)], SHAPES).tolist()
+    # truth: each shape's occurrences in the label, counted here
+    labels = [data.sample(i)[1] for i in range(6)]
+    assert truth.tolist() == [[label.count(s) for s in "cstxr"] for label in labels]
+    # predicted: Eq. 4's y_k, the class's probability summed over every cell of the map, rounded
+    with torch.inference_mode():
+        maps = model.eval()(torch.stack([data[i][0] for i in range(6)])).softmax(-1)
+    _, height, width, classes = maps.shape
+    by_hand = [
+        [round(sum(maps[i, h, w, k].item() for h in range(height) for w in range(width)))
+         for k in range(1, classes)]  # class 0, the blank, is no object
+        for i in range(6)
+    ]  # fmt: skip
+    assert predicted.tolist() == by_hand
+    assert predicted.sum() > 0  # an untrained map still spreads some mass over the objects
     totals = CountTotals()
     totals.update(predicted, truth)
-    assert totals.summary()["samples"] == 6
+    summary = totals.summary()
+    rmse = [
+        math.sqrt(sum((by_hand[i][k] - truth[i, k].item()) ** 2 for i in range(6)) / 6)
+        for k in range(5)
+    ]
+    assert summary["samples"] == 6
+    assert summary["m_rmse"] == pytest.approx(sum(rmse) / 5)
 
 
 def test_fig6_picture_has_a_panel_per_counted_class():

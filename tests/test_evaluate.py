@@ -3,10 +3,14 @@
 import json
 from pathlib import Path
 
+import pytest
+import torch
+
 from ace_str.data.charset import Charset
 from ace_str.data.synth import SyntheticWordDataset
+from ace_str.engine.checkpoint import load_checkpoint, save_checkpoint
 from ace_str.engine.trainer import Trainer
-from ace_str.evaluation.run import evaluate_checkpoint
+from ace_str.evaluation.run import evaluate_checkpoint, load_model
 from tests.conftest import compose_config
 
 
@@ -47,8 +51,6 @@ def test_evaluate_every_set_under_root(tiny_config, tmp_path):
 
 
 def test_protocol_that_erases_the_charset_is_refused(tiny_config, tmp_path):
-    import pytest
-
     cfg = tiny_config("trainer.max_steps=1", "charset.preset=null", "+charset.symbols='!?#%&@'")
     Trainer(cfg, tmp_path / "run").fit()
     write_folder(tmp_path / "bench" / "SETA", ["a"])
@@ -63,8 +65,6 @@ def test_protocol_that_erases_the_charset_is_refused(tiny_config, tmp_path):
 def test_decoder_switch_after_training(tiny_config, tmp_path):
     """decoder=count scores the same ACE checkpoint with count-aware decoding, in its own
     files; a decoding the head does not have is refused by name."""
-    import pytest
-
     Trainer(tiny_config("trainer.max_steps=1"), tmp_path / "run").fit()
     write_folder(tmp_path / "bench" / "SETA", ["ab", "c"])
     args = [
@@ -77,3 +77,44 @@ def test_decoder_switch_after_training(tiny_config, tmp_path):
     assert (tmp_path / "run" / "eval_last_bench_standard_count.md").exists()
     with pytest.raises(ValueError, match="ACE decoder must be one of"):
         evaluate_checkpoint(compose_config("evaluate", [*args, "decoder=beam"]))
+
+
+def reads_only(letter: str, checkpoint: Path) -> int:
+    """Rewrite ``checkpoint`` so its model reads ``letter`` in every frame; its frame count."""
+    state = load_checkpoint(checkpoint)
+    weight, bias = state["model"]["head.classifier.weight"], state["model"]["head.classifier.bias"]
+    weight.zero_()
+    bias.fill_(-10.0)
+    bias[1 + state["charset"].index(letter)] = 10.0  # class 0 is the blank
+    save_checkpoint(state, checkpoint)
+    model, _, cfg = load_model(checkpoint, torch.device("cpu"))
+    with torch.inference_mode():
+        return model(torch.zeros(1, cfg.data.channels, cfg.data.height, cfg.data.width)).shape[1]
+
+
+def test_standard_protocol_normalises_the_ground_truth(tiny_config, tmp_path):
+    """Catches an evaluation that compares the normalised reading with the raw label (or skips
+    normalising either side): under the standard protocol "AAA" and "aa!a" are read right by a
+    model that reads "aaa". A model that reads one known word makes the figures checkable by
+    hand; an untrained one reads nothing right under any protocol."""
+    Trainer(tiny_config("trainer.max_steps=1"), tmp_path / "run").fit()
+    checkpoint = tmp_path / "run" / "last.ckpt"
+    frames = reads_only("a", checkpoint)  # ACE greedy keeps repeats: it reads "a" * frames
+    labels = ["A" * frames, "a" * (frames - 1) + "!a", "Ab"]
+    write_folder(tmp_path / "bench" / "SETA", labels)
+    args = [f"checkpoint={checkpoint}", f"data.root={tmp_path / 'bench'}", "data.num_workers=0"]
+
+    row = evaluate_checkpoint(compose_config("evaluate", args))["SETA"]
+    # compared as "a"*T, "a"*T, "ab": two right; "ab" is T - 1 edits from "a"*T
+    assert row["word_accuracy"] == pytest.approx(2 / 3)
+    assert row["one_minus_ned"] == pytest.approx((1 + 1 + 1 / frames) / 3)
+    assert row["cer"] == pytest.approx((frames - 1) / (2 * frames + 2))
+    predictions = tmp_path / "run" / "eval_last_bench_standard_sets" / "SETA_predictions.tsv"
+    rows = [line.split("\t") for line in predictions.read_text().splitlines()[1:]]
+    assert [(r[1], r[2], r[-1]) for r in rows] == [
+        (labels[0], "a" * frames, "1"),
+        (labels[1], "a" * frames, "1"),
+        (labels[2], "a" * frames, "0"),
+    ]
+    exact = evaluate_checkpoint(compose_config("evaluate", [*args, "protocol=exact"]))["SETA"]
+    assert exact["word_accuracy"] == 0.0

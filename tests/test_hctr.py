@@ -72,7 +72,7 @@ def _cjk_font_or_skip() -> None:
     try:
         find_line_fonts(_chinese_charset())
     except FontError:
-        pytest.skip("no CJK font installed (apt-get install fonts-wqy-microhei)")
+        pytest.skip("no CJK font: bash scripts/install_fonts.sh (fonts-wqy-microhei)")
 
 
 def test_chinese_demo_charset_is_500_distinct_cjk_characters():

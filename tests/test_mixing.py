@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from ace_str.data.mixing import MixedDataset, batch_counts
+from ace_str.engine.checkpoint import load_checkpoint
 from ace_str.engine.trainer import Trainer
 
 
@@ -86,11 +87,27 @@ def test_trainer_mixes_labelled_folders_lmdbs_and_synthetic(tiny_config, tmp_pat
 
 
 def test_train_roots_take_a_labelled_folder(tiny_config, tmp_path: Path) -> None:
-    root = write_folder(tmp_path / "words", ["street", "hotel", "open"])
+    """Training reads the folder's labels, each pass a permutation of its 3 words (batches of 4
+    run across passes). Catches a folder read but not trained on (the synthetic renderer's words
+    instead), or a stream that repeats or skips samples within a pass."""
+    words = ["street", "hotel", "open"]
+    root = write_folder(tmp_path / "words", words)
     cfg = tiny_config(f"data.train_roots=[{root}]", "trainer.max_steps=2")
     trainer = Trainer(cfg, tmp_path / "run")
     assert len(trainer.train_set) == 3
+    texts: list[str] = []
+    step = trainer.train_step
+
+    def recording(batch):
+        texts.extend(batch.texts)
+        return step(batch)
+
+    trainer.train_step = recording
     trainer.fit()
+    assert trainer.step == 2 and len(texts) == 8
+    assert sorted(texts[:3]) == sorted(words) and sorted(texts[3:6]) == sorted(words)
+    assert set(texts[6:]) <= set(words)
+    assert load_checkpoint(tmp_path / "run" / "last.ckpt")["batches_drawn"] == 2
 
 
 def test_a_source_joining_later_keeps_batches_resumable() -> None:

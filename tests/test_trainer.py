@@ -1,5 +1,6 @@
 """The engine: resume equals an uninterrupted run, checkpoints are atomic and safe to load."""
 
+import random
 import signal
 
 import pytest
@@ -28,9 +29,19 @@ def interrupt_at(trainer: Trainer, step: int) -> None:
 
 
 @pytest.mark.parametrize(
-    "schedule", [["optimizer=adadelta"], ["optimizer=adamw", "scheduler=onecycle"]]
+    "schedule",
+    [
+        ["optimizer=adadelta"],
+        ["optimizer=adamw", "scheduler=onecycle"],
+        # LSTM dropout draws from the global torch RNG at every step: a resume that does not
+        # restore the saved random state draws other masks (and ends with other weights)
+        ["optimizer=adadelta", "model.backbone.dropout=0.3"],
+    ],
 )
 def test_resume_gives_the_same_weights(tiny_config, tmp_path, schedule):
+    """A SIGTERM-saved run resumed to the end equals an uninterrupted one, bit for bit. Catches
+    a resume that drops the optimizer or schedule state, the data position, or (the dropout
+    case) the random state."""
     overrides = ["trainer.max_steps=6", *schedule]
     straight = Trainer(tiny_config(*overrides), tmp_path / "straight")
     straight.fit()
@@ -51,6 +62,27 @@ def test_resume_gives_the_same_weights(tiny_config, tmp_path, schedule):
     assert a.keys() == b.keys()
     for name in a:
         assert torch.equal(a[name], b[name]), name
+
+
+def test_resume_restores_the_random_state_of_the_checkpoint(tiny_config, tmp_path):
+    """Catches a resume that leaves out ``set_rng_state``: the run would go on with the state
+    its own seeding and model construction left, not the one the checkpoint saved, so every
+    later random draw (dropout masks, anything drawing from torch or Python's generator)
+    would differ from the uninterrupted run's."""
+    Trainer(tiny_config("trainer.max_steps=2"), tmp_path / "a").fit()
+    ckpt = tmp_path / "a" / "last.ckpt"
+    saved = load_checkpoint(ckpt)["rng"]
+    torch.set_rng_state(saved["torch"])
+    version, internal, gauss = saved["python"]
+    random.setstate((version, tuple(internal), gauss))
+    expected = (torch.rand(4), random.random())
+
+    resumed = Trainer(tiny_config(f"ckpt_path={ckpt}"), tmp_path / "b")
+    torch.manual_seed(12345)  # whatever happened in between must not matter
+    random.seed(12345)
+    resumed.resume()
+    got = (torch.rand(4), random.random())
+    assert torch.equal(got[0], expected[0]) and got[1] == expected[1]
 
 
 def test_run_writes_checkpoints_and_tensorboard(tiny_config, tmp_path):
@@ -82,6 +114,22 @@ def test_atomic_save_keeps_old_file_when_write_fails(tmp_path):
         save_checkpoint({"step": 2, "bad": Unpicklable()}, path)
     assert load_checkpoint(path)["step"] == 1
     assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]  # no temporary left behind
+
+
+def test_save_swaps_in_a_new_file_so_an_open_reader_keeps_the_old_one(tmp_path):
+    """Catches a non-atomic save, e.g. copying the temporary onto ``path`` then unlinking it
+    instead of ``os.replace``: the copy truncates and rewrites the very file a reader (or a
+    kill) may be in the middle of. A rename swaps in a new file; the old one stays whole for
+    whoever has it open."""
+    path = tmp_path / "last.ckpt"
+    save_checkpoint({"step": 1, "w": torch.zeros(4096)}, path)
+    old_bytes, old_inode = path.read_bytes(), path.stat().st_ino
+    with path.open("rb") as reader:
+        save_checkpoint({"step": 2, "w": torch.ones(4096)}, path)
+        assert reader.read() == old_bytes
+    assert path.stat().st_ino != old_inode
+    assert load_checkpoint(path)["step"] == 2
+    assert [p.name for p in tmp_path.iterdir()] == ["last.ckpt"]
 
 
 def test_checkpoint_with_code_is_refused(tmp_path):

@@ -24,6 +24,7 @@ from ace_str.data.lmdb import (
     decode_image,
     filter_label,
 )
+from ace_str.data.walk import folders_holding
 
 log = logging.getLogger(__name__)
 
@@ -128,12 +129,12 @@ class LabelledFolderDataset(Dataset):
 
 
 def find_datasets(root: str | Path, labels_file: str = LABELS_FILE) -> list[Path]:
-    """Every LMDB folder (holds data.mdb) or labelled folder (holds a labels file) under root."""
+    """Every LMDB folder (holds data.mdb) or labelled folder (holds a labels file) under root,
+    symlinked folders included (data/README.md suggests links for sets kept elsewhere)."""
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"not a folder: {root}")
-    marks = [*root.rglob("data.mdb"), *root.rglob(labels_file)]
-    return sorted({p.parent for p in marks if p.is_file()})
+    return folders_holding(root, ("data.mdb", labels_file))
 
 
 def open_dataset(

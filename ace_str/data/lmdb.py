@@ -25,6 +25,7 @@ from torch.utils.data import Dataset
 
 from ace_str.data.charset import Charset, FilterStats
 from ace_str.data.collate import record_skip
+from ace_str.data.walk import folders_holding
 
 log = logging.getLogger(__name__)
 
@@ -89,11 +90,12 @@ def decode_image(data: bytes | Path) -> Image.Image:
 
 
 def find_lmdbs(root: str | Path) -> list[Path]:
-    """The LMDB folders at or below ``root`` (every folder holding a ``data.mdb``), sorted."""
+    """The LMDB folders at or below ``root`` (every folder holding a ``data.mdb``), sorted;
+    symlinked folders are followed, as by ``find_datasets``."""
     root = Path(root)
     if (root / "data.mdb").is_file():
         return [root]
-    found = sorted(p.parent for p in root.rglob("data.mdb")) if root.is_dir() else []
+    found = folders_holding(root, ("data.mdb",)) if root.is_dir() else []
     if not found:
         raise FileNotFoundError(f"no LMDB (data.mdb) at or below {root}")
     return found

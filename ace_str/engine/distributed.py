@@ -74,6 +74,25 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
 
 
+def sync_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:
+    """``model`` with every BatchNorm layer turned into SyncBatchNorm (``trainer.sync_bn``).
+
+    Each rank's BatchNorm otherwise normalises with the statistics of its own shard only, so N
+    ranks of batch B train differently from one process of batch N x B; SyncBatchNorm computes
+    them over the global batch. The layers keep their parameters, buffers and state-dict keys,
+    so checkpoints load into plain BatchNorm models. torch runs it on GPUs only.
+    """
+    if device.type != "cuda":
+        raise ValueError(
+            f"trainer.sync_bn needs CUDA devices, not {device.type}: torch's SyncBatchNorm does "
+            "not run on the CPU (Gloo); leave trainer.sync_bn=false there"
+        )
+    converted = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    layers = sum(isinstance(m, nn.SyncBatchNorm) for m in converted.modules())
+    log.info("trainer.sync_bn: %d BatchNorm layers normalise over the global batch", layers)
+    return converted
+
+
 def any_rank(flags: list[bool], info: DistInfo, device: torch.device) -> list[bool]:
     """For each flag, whether it is true on any rank; one tiny all-reduce.
 

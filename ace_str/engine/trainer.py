@@ -69,6 +69,8 @@ class Trainer:
         self._check_label_length()
         if self.tcfg.channels_last:  # NHWC convolutions: about 1.4x faster on CPU here
             self.model = self.model.to(memory_format=torch.channels_last)
+        if self.dist.enabled and self.tcfg.get("sync_bn", False):
+            self.model = distributed.sync_batch_norm(self.model, self.device)
         self.net = distributed.wrap(self.model, self.dist, self.device)
         self.optimizer = instantiate(cfg.optimizer)(self.model.parameters())
         self.scheduler = instantiate(cfg.scheduler)(self.optimizer)

@@ -161,8 +161,20 @@ def read_images(
             yield ReadResult(key, text, confidence)
 
 
-def read_with_checkpoint(cfg: DictConfig) -> list[ReadResult]:
-    """read.py: print ``path<TAB>text<TAB>confidence`` per image (and to ``cfg.output``)."""
+@dataclass
+class ReadSetup:
+    """What ``prepare_reading`` set up: the model rebuilt from its checkpoint, and the files."""
+
+    model: nn.Module
+    charset: Charset
+    transform: Callable[[Image.Image], Any]
+    paths: list[Path]
+    device: torch.device
+
+
+def prepare_reading(cfg: DictConfig) -> ReadSetup:
+    """Everything a config can get wrong (checkpoint, images), before any reading, so read.py
+    can report it in one line."""
     from ace_str.evaluation.run import load_model, set_threads  # run.py builds on this module
 
     set_threads(cfg.num_threads, cfg.num_workers)
@@ -170,12 +182,24 @@ def read_with_checkpoint(cfg: DictConfig) -> list[ReadResult]:
     model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"))
     sources = OmegaConf.to_object(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images
     paths = list_images(sources)
-    transform = builders.build_transform(train_cfg)
+    return ReadSetup(model, charset, builders.build_transform(train_cfg), paths, device)
+
+
+def read_with_checkpoint(cfg: DictConfig, prepared: ReadSetup | None = None) -> list[ReadResult]:
+    """read.py: print ``path<TAB>text<TAB>confidence`` per image (and to ``cfg.output``)."""
+    setup = prepared or prepare_reading(cfg)
+    paths = setup.paths
     results = []
     handle = Path(cfg.output).open("w", encoding="utf-8") if cfg.output else None
     try:
         for result in read_images(
-            model, charset, transform, paths, device, cfg.batch_size, cfg.num_workers
+            setup.model,
+            setup.charset,
+            setup.transform,
+            paths,
+            setup.device,
+            cfg.batch_size,
+            cfg.num_workers,
         ):
             line = f"{result.path}\t{result.text}\t{result.confidence:.4f}"
             print(line)

@@ -5,12 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
+from torch import nn
 from tqdm import tqdm
 
+from ace_str.data.charset import Charset
 from ace_str.data.folder import LABELS_FILE
 from ace_str.engine import builders
 from ace_str.engine.checkpoint import load_checkpoint
@@ -127,11 +131,23 @@ def set_threads(setting: int | str | None, workers: int) -> None:
         torch.set_num_threads(int(setting))
 
 
-def evaluate_checkpoint(cfg: DictConfig) -> dict[str, dict[str, float]]:
+@dataclass
+class EvalSetup:
+    """What ``prepare_evaluation`` set up: the model rebuilt from its checkpoint, and the sets."""
+
+    model: nn.Module
+    charset: Charset
+    transform: Callable
+    found_sets: list[FoundSet]
+    device: torch.device
+
+
+def prepare_evaluation(cfg: DictConfig) -> EvalSetup:
+    """Everything a config can get wrong (checkpoint, data.root, protocol), before any reading,
+    so evaluate.py can report it in one line."""
     set_threads(cfg.num_threads, cfg.data.num_workers)
     device = builders.resolve_device(cfg.device)
-    decoder = cfg.get("decoder")
-    model, charset, train_cfg = load_model(cfg.checkpoint, device, decoder)
+    model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"))
     if not any(normalize_text(symbol, cfg.protocol) for symbol in charset.symbols):
         # e.g. a Chinese charset under the standard protocol: every text would compare as ""
         raise ValueError(
@@ -140,12 +156,22 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, dict[str, float]]:
         )
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
-    transform = builders.build_transform(train_cfg)
+    if not Path(cfg.data.root).is_dir():
+        raise FileNotFoundError(f"data.root: no such folder: {cfg.data.root}")
     found_sets = find_benchmarks(cfg.data.root, cfg.benchmarks)
     if not found_sets:
         raise FileNotFoundError(
             f"no benchmark matching benchmarks={cfg.benchmarks} under {cfg.data.root}"
         )
+    return EvalSetup(model, charset, builders.build_transform(train_cfg), found_sets, device)
+
+
+def evaluate_checkpoint(
+    cfg: DictConfig, prepared: EvalSetup | None = None
+) -> dict[str, dict[str, float]]:
+    """Score every set found (``prepared``, or set up here), print and write the tables."""
+    ev = prepared or prepare_evaluation(cfg)
+    decoder = cfg.get("decoder")
     out_dir = Path(cfg.output_dir) if cfg.output_dir else Path(cfg.checkpoint).parent
     stem = out_dir / f"eval_{Path(cfg.checkpoint).stem}_{Path(cfg.data.root).name}_{cfg.protocol}"
     if decoder:
@@ -154,8 +180,10 @@ def evaluate_checkpoint(cfg: DictConfig) -> dict[str, dict[str, float]]:
     rows: dict[str, dict[str, float]] = {}
     speeds: list[str] = []
     total_seconds = 0.0
-    for found in tqdm(found_sets, desc="benchmarks", disable=len(found_sets) < 2):
-        row, seconds = evaluate_set(model, charset, transform, found, cfg, device, per_set)
+    for found in tqdm(ev.found_sets, desc="benchmarks", disable=len(ev.found_sets) < 2):
+        row, seconds = evaluate_set(
+            ev.model, ev.charset, ev.transform, found, cfg, ev.device, per_set
+        )
         rows[found.name] = row
         total_seconds += seconds
         speeds.append(f"{found.name}: {row['samples'] / max(seconds, 1e-9):.0f} images/s")
