@@ -87,3 +87,24 @@ def test_crnn_residual_context_starts_frame_local_and_grows_in():
 def test_crnn_context_settings_are_checked():
     with pytest.raises(ValueError, match="context must be one of"):
         CRNNBackbone(**TINY, context="transformer")
+
+
+def test_crnn_kernel_widths_narrow_the_receptive_field():
+    """Width-1 kernels in convolutions 5 and 6: one input column reaches 9 frames instead of
+    CRNN's 13 (30 px of frames instead of 50), and T stays W/4. Catches padding that shifts T."""
+
+    def reached(widths) -> list[int]:
+        torch.manual_seed(0)
+        backbone = CRNNBackbone(**TINY, context="none", kernel_widths=widths).eval()
+        image = torch.randn(1, 1, 32, 100)
+        poked = image.clone()
+        poked[..., 50] += 5
+        with torch.no_grad():
+            out = backbone(image)
+            assert out.shape == (1, 25, 16)
+            return ((backbone(poked) - out).abs().amax(dim=-1)[0] > 0).nonzero().flatten().tolist()
+
+    assert reached((3, 3, 3, 3, 3, 3)) == list(range(6, 19))
+    assert reached((3, 3, 3, 3, 1, 1)) == list(range(8, 17))
+    with pytest.raises(ValueError, match="kernel_widths"):
+        CRNNBackbone(**TINY, kernel_widths=(3, 3, 5, 3, 3, 3))

@@ -24,7 +24,9 @@ class CRNNBackbone(nn.Module):
     covers 4 px of width; the last 2x2 convolution brings the height to 1. Other heights are
     averaged to 1. ``channels`` are the seven convolution widths, so tests build tiny ones.
     CRNN normalises convolutions 3, 5 and 7; ``batch_norm_all`` normalises all seven, which
-    converges faster on a short CPU budget.
+    converges faster on a short CPU budget. ``kernel_widths`` are the widths of the first six
+    kernels (3 in CRNN, or 1: the layer mixes only along the height), which sets how wide a
+    frame's receptive field is: 50 px in CRNN, 30 px with (3, 3, 3, 3, 1, 1).
 
     ``context`` says what each frame sees beyond its convolutional receptive field (~50 px):
     ``bilstm`` is CRNN (the whole word); ``none`` drops the BiLSTM (frame-local); ``residual``
@@ -45,23 +47,28 @@ class CRNNBackbone(nn.Module):
         dropout: float = 0.0,
         batch_norm_all: bool = False,
         context: str = "bilstm",
+        kernel_widths: Sequence[int] = (3, 3, 3, 3, 3, 3),
     ) -> None:
         super().__init__()
         if len(channels) != 7:
             raise ValueError(f"CRNN has 7 convolutions; got {len(channels)} channel widths")
         if context not in CONTEXTS:
             raise ValueError(f"CRNN context must be one of {CONTEXTS}, not {context!r}")
+        if len(kernel_widths) != 6 or any(w not in (1, 3) for w in kernel_widths):
+            raise ValueError(f"kernel_widths: six widths of 1 or 3, not {list(kernel_widths)}")
         c = list(channels)
+        k = [(3, w) for w in kernel_widths]
+        pad = [(1, w // 2) for w in kernel_widths]
         self.cnn = nn.Sequential(
-            *_conv(in_channels, c[0], 3, 1, batch_norm_all),
+            *_conv(in_channels, c[0], k[0], pad[0], batch_norm_all),
             nn.MaxPool2d(2, 2),  # H/2, W/2
-            *_conv(c[0], c[1], 3, 1, batch_norm_all),
+            *_conv(c[0], c[1], k[1], pad[1], batch_norm_all),
             nn.MaxPool2d(2, 2),  # H/4, W/4
-            *_conv(c[1], c[2], 3, 1, True),
-            *_conv(c[2], c[3], 3, 1, batch_norm_all),
+            *_conv(c[1], c[2], k[2], pad[2], True),
+            *_conv(c[2], c[3], k[3], pad[3], batch_norm_all),
             nn.MaxPool2d((2, 2), (2, 1), (0, 1)),  # H/8, W/4 + 1
-            *_conv(c[3], c[4], 3, 1, True),
-            *_conv(c[4], c[5], 3, 1, batch_norm_all),
+            *_conv(c[3], c[4], k[4], pad[4], True),
+            *_conv(c[4], c[5], k[5], pad[5], batch_norm_all),
             nn.MaxPool2d((2, 1), (2, 1)),  # H/16, W/4 + 1
             *_conv(c[5], c[6], 2, 0, True),  # H/16 - 1, W/4
         )
