@@ -70,7 +70,8 @@ def budget_parser(
         "--steps",
         type=int,
         default=None,
-        help=f"training steps (default: 0.9 x training minutes x {STEPS_PER_MINUTE})",
+        help="training steps (default: as many as the training minutes allow on this machine, "
+        "trainer.budget_minutes)",
     )
     parser.add_argument(
         "--val-every",
@@ -100,6 +101,18 @@ def budget_steps(
     """Steps that fit ``train_minutes`` at the measured CPU rate, with ``headroom`` so that the
     one-cycle schedule ends before ``trainer.max_minutes`` cuts a slower run short."""
     return max(1, int(train_minutes * steps_per_minute * headroom))
+
+
+def length_overrides(steps: int | None, minutes: float) -> list[str]:
+    """A run of exactly ``steps`` steps when given, else as many as ``minutes`` allow on this
+    machine (``trainer.budget_minutes``); ``minutes`` also guards both."""
+    if steps:
+        return [
+            f"trainer.max_steps={steps}",
+            "trainer.budget_minutes=null",
+            f"trainer.max_minutes={minutes}",
+        ]
+    return [f"trainer.budget_minutes={minutes}", f"trainer.max_minutes={minutes}"]
 
 
 @dataclass

@@ -30,6 +30,7 @@ from ace_str.experiments import (
     budget_parser,
     budget_steps,
     evaluate_run,
+    length_overrides,
     percent,
     plot_vs_ratio,
     save_results,
@@ -61,13 +62,12 @@ def table(results: dict[tuple[str, float], RunResult], heads: Sequence[str]) -> 
 def pretrain_backbone(args: argparse.Namespace) -> RunResult:
     """The shared starting point: crnn_ace_quick on ordered labels for --pretrain-minutes."""
     minutes = args.pretrain_minutes
-    steps = args.pretrain_steps or budget_steps(minutes)
+    steps = args.pretrain_steps or budget_steps(minutes)  # an estimate under a budget
     overrides = [
         "experiment=crnn_ace_quick",
         "name=fig4_pretrain",
         f"seed={args.seed}",
-        f"trainer.max_steps={steps}",
-        f"trainer.max_minutes={minutes}",
+        *length_overrides(args.pretrain_steps, minutes),
         f"trainer.val_every={max(1, steps // 4)}",
         *args.override,
     ]
@@ -92,7 +92,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[tuple[str, float], RunResult]:
     args = parse_args(argv)
     train_minutes = args.minutes_per_run - args.eval_minutes
-    steps = args.steps or budget_steps(train_minutes)
+    steps = args.steps or budget_steps(train_minutes)  # an estimate under a budget
     val_every = args.val_every or max(1, steps // 2)
     evaluate = benchmarks_present(args.benchmarks)
     runs = [(h, r) for r in args.ratios for h in args.heads]
@@ -101,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> dict[tuple[str, float], RunResult
     if args.pretrain_minutes > 0:
         pretrain = pretrain_backbone(args)
         init = [f"init_weights={pretrain.best_checkpoint}", "init_modules=[backbone]"]
-    log.info("%d runs of %d steps (at most %.1f min each)", len(runs), steps, train_minutes)
+    length = f"{steps} steps" if args.steps else "the steps the budget allows"
+    log.info("%d runs of %s (at most %.1f min each)", len(runs), length, train_minutes)
     results: dict[tuple[str, float], RunResult] = {}
     for head, ratio in runs:
         overrides = [
@@ -110,8 +111,7 @@ def main(argv: Sequence[str] | None = None) -> dict[tuple[str, float], RunResult
             f"name=fig4_{head}_{ratio:g}",
             f"data.shuffle_ratio={ratio}",
             f"seed={args.seed + (pretrain is not None)}",  # past the pretraining's stream
-            f"trainer.max_steps={steps}",
-            f"trainer.max_minutes={train_minutes}",
+            *length_overrides(args.steps, train_minutes),
             f"trainer.val_every={val_every}",
             *init,
             *args.override,
@@ -136,12 +136,12 @@ def main(argv: Sequence[str] | None = None) -> dict[tuple[str, float], RunResult
     body = (
         f"Word accuracy (%) by training-label shuffle ratio, standard protocol; synth val: best "
         f"synthetic validation accuracy (the checkpoint evaluated). Seed {args.seed}; every run "
-        f"starts {start}, then {steps} steps of batch {batch} at most, {train_minutes:g} "
+        f"starts {start}, then {length} of batch {batch}, {train_minutes:g} "
         f"training minutes at most.{note}\n\n{text}\n"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "fig4.md").write_text(body, encoding="utf-8")
-    save_results(list(results.values()), args.out / "fig4.json", steps=steps)
+    save_results(list(results.values()), args.out / "fig4.json", steps=args.steps)
     series = {
         f"{BENCHMARK} (real)": {HEADS[h]: [] for h in args.heads},
         "synthetic validation": {HEADS[h]: [] for h in args.heads},

@@ -21,6 +21,7 @@ from ace_str.experiments import (
     budget_parser,
     budget_steps,
     evaluate_run,
+    length_overrides,
     percent,
     plot_error_curves,
     save_results,
@@ -71,13 +72,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> dict[str, RunResult]:
     args = parse_args(argv)
     train_minutes = args.minutes_per_run - args.eval_minutes
-    steps = args.steps or budget_steps(train_minutes)
+    steps = args.steps or budget_steps(train_minutes)  # an estimate under a budget
     val_every = args.val_every or max(1, steps // 10)
     evaluate = benchmarks_present(args.benchmarks)
     log.info(
-        "%d runs of %d steps (at most %.1f min each), validation every %d steps",
+        "%d runs of %s (at most %.1f min each), validation every %d steps",
         len(args.heads),
-        steps,
+        f"{steps} steps" if args.steps else "the steps the budget allows",
         train_minutes,
         val_every,
     )
@@ -88,8 +89,7 @@ def main(argv: Sequence[str] | None = None) -> dict[str, RunResult]:
             f"head={head}",
             f"name=table1_{head}",
             f"seed={args.seed}",
-            f"trainer.max_steps={steps}",
-            f"trainer.max_minutes={train_minutes}",
+            *length_overrides(args.steps, train_minutes),
             f"trainer.val_every={val_every}",
             *args.override,
         ]
@@ -103,12 +103,13 @@ def main(argv: Sequence[str] | None = None) -> dict[str, RunResult]:
     batch = next(iter(results.values())).batch_size if results else "?"
     body = (
         f"Word accuracy (%), standard protocol; synth val: best synthetic validation accuracy "
-        f"(the checkpoint evaluated). Seed {args.seed}, {steps} steps of batch {batch} at most, "
+        f"(the checkpoint evaluated). Seed {args.seed}, batch {batch}, "
+        f"{f'{steps} steps' if args.steps else 'steps sized by trainer.budget_minutes'} and "
         f"{train_minutes:g} training minutes at most per run.{note}\n\n{text}\n"
     )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "table1.md").write_text(body, encoding="utf-8")
-    save_results(list(results.values()), args.out / "table1.json", paper=PAPER, steps=steps)
+    save_results(list(results.values()), args.out / "table1.json", paper=PAPER, steps=args.steps)
     plot_error_curves(list(results.values()), args.out / "fig3.png")
     print(f"\n{body}")
     log.info(

@@ -25,6 +25,7 @@ TINY = [
     "trainer.ckpt_every=1000",
     "trainer.val_images=2",
     "trainer.num_threads=1",
+    "trainer.budget_minutes=null",  # the quick recipes' budgets would override max_steps
 ]
 
 

@@ -128,3 +128,19 @@ def test_a_source_joining_later_keeps_batches_resumable() -> None:
     assert sum(i >= 50 for i in ranks[0][4]) == 2
     with pytest.raises(ValueError, match="start_step"):
         MixedDataset([range(5), range(5)], ["a", "b"], [1.0, 1.0], [True, True], [2, 3])
+
+
+def test_a_source_can_join_at_a_fraction_of_the_run() -> None:
+    """start_fraction follows the run's length (a budget picks it): 0.5 of 8 steps is step 4,
+    of 20 steps step 10."""
+    mixed = MixedDataset(
+        [range(50), range(10)], ["synth", "real"], [1.0, 1.0], [False, True], None, [None, 0.5]
+    )
+    assert mixed.starts(8) == [0, 4] and mixed.starts(20) == [0, 10]
+    sampler = mixed.batch_sampler(4, seed=2, start_sample=0, total_steps=8)
+    assert sampler.counts_at(3) == [4, 0] and sampler.counts_at(4) == [2, 2]
+    assert mixed.batch_sampler(4, 2, 0, total_steps=20).counts_at(9) == [4, 0]
+    with pytest.raises(ValueError, match=r"start_fraction must be in \[0, 1\]"):
+        MixedDataset([range(5)] * 2, ["a", "b"], [1.0, 1.0], [True, True], None, [None, 1.5])
+    with pytest.raises(ValueError, match="some source must start at 0"):
+        MixedDataset([range(5)] * 2, ["a", "b"], [1.0, 1.0], [True, True], None, [0.2, 0.5])

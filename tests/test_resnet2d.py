@@ -31,6 +31,7 @@ TINY_2D = [
     "data.synth.vocab_size=500",
     "trainer.max_steps=2",
     "trainer.max_minutes=null",
+    "trainer.budget_minutes=null",
     "trainer.log_every=1",
     "trainer.ckpt_every=1000",
     "trainer.val_images=2",

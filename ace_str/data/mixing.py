@@ -3,8 +3,9 @@
 Each batch takes ``n_i`` samples from source ``i`` (ratios turned into whole counts by largest
 remainder), each source walking its own resumable stream, so batch b's content depends on b
 alone: a resumed run sees the batches an uninterrupted one would, and ranks shard each stream.
-A source may join at a later batch (``start_step``): pre-training on synthetic words, then
-fine-tuning on real ones mixed in, is one run.
+A source may join at a later batch (``start_step``, or ``start_fraction`` of the run's steps,
+which follows a step count chosen by ``trainer.budget_minutes``): pre-training on synthetic
+words, then fine-tuning on real ones mixed in, is one run.
 """
 
 from __future__ import annotations
@@ -56,14 +57,28 @@ class MixedDataset(Dataset):
         ratios: Sequence[float],
         shuffles: Sequence[bool],
         start_steps: Sequence[int] | None = None,
+        start_fractions: Sequence[float | None] | None = None,
     ) -> None:
         start_steps = [0] * len(sources) if start_steps is None else list(start_steps)
-        if not len(sources) == len(names) == len(ratios) == len(shuffles) == len(start_steps):
+        fractions = [None] * len(sources) if start_fractions is None else list(start_fractions)
+        if not (
+            len(sources) == len(names) == len(ratios) == len(shuffles) == len(start_steps)
+            and len(fractions) == len(sources)
+        ):
             raise ValueError("sources, names, ratios and shuffles must have one entry per source")
-        if any(s < 0 for s in start_steps) or min(start_steps, default=0) != 0:
+        if any(f is not None and not 0 <= f <= 1 for f in fractions):
             raise ValueError(
-                f"data.train_sources: start_step must be >= 0 and some source must start at 0, "
-                f"got {list(start_steps)}"
+                f"data.train_sources: start_fraction must be in [0, 1], got {fractions}"
+            )
+        self.start_steps = [int(s) for s in start_steps]
+        self.start_fractions = [None if f is None else float(f) for f in fractions]
+        pairs = list(zip(self.start_steps, self.start_fractions, strict=True))
+        if any(s < 0 for s in self.start_steps) or not any(
+            (f is None and s == 0) or f == 0 for s, f in pairs
+        ):
+            raise ValueError(
+                "data.train_sources: start_step must be >= 0 and some source must start at 0, "
+                f"got start_step {self.start_steps}, start_fraction {self.start_fractions}"
             )
         if len(set(names)) != len(names):
             raise ValueError(f"data.train_sources: names must be unique, got {list(names)}")
@@ -71,13 +86,19 @@ class MixedDataset(Dataset):
         self.names = list(names)
         self.ratios = [float(r) for r in ratios]
         self.shuffles = list(shuffles)
-        self.start_steps = [int(s) for s in start_steps]
         self._ends: list[int] = []
         for source in self.sources:
             self._ends.append((self._ends[-1] if self._ends else 0) + len(source))
 
     def __len__(self) -> int:
         return self._ends[-1]
+
+    def starts(self, total_steps: int) -> list[int]:
+        """The step each source joins at in a run of ``total_steps`` steps."""
+        return [
+            step if fraction is None else round(fraction * total_steps)
+            for step, fraction in zip(self.start_steps, self.start_fractions, strict=True)
+        ]
 
     def __getitem__(self, index: int) -> tuple[Any, str, str] | None:
         source = bisect.bisect_right(self._ends, index)
@@ -88,11 +109,18 @@ class MixedDataset(Dataset):
         return sample[0], sample[1], self.names[source]
 
     def batch_sampler(
-        self, batch_size: int, seed: int, start_sample: int, rank: int = 0, world_size: int = 1
+        self,
+        batch_size: int,
+        seed: int,
+        start_sample: int,
+        rank: int = 0,
+        world_size: int = 1,
+        total_steps: int = 1,
     ) -> MixedBatchSampler:
-        """Batches from global sample ``start_sample`` on (a multiple of the batch size)."""
+        """Batches from global sample ``start_sample`` on (a multiple of the batch size);
+        ``total_steps`` places the sources that join at a fraction of the run."""
         return MixedBatchSampler(
-            self, batch_size, seed, start_sample // batch_size, rank, world_size
+            self, batch_size, seed, start_sample // batch_size, rank, world_size, total_steps
         )
 
 
@@ -113,14 +141,13 @@ class MixedBatchSampler(Sampler[list[int]]):
         start_batch: int = 0,
         rank: int = 0,
         world_size: int = 1,
+        total_steps: int = 1,
     ) -> None:
-        self.phase_starts = sorted(set(dataset.start_steps))
+        starts = dataset.starts(total_steps)
+        self.phase_starts = sorted(set(starts))
         self.phase_counts = []
         for start in self.phase_starts:
-            ratios = [
-                r if s <= start else 0.0
-                for r, s in zip(dataset.ratios, dataset.start_steps, strict=True)
-            ]
+            ratios = [r if s <= start else 0.0 for r, s in zip(dataset.ratios, starts, strict=True)]
             counts = batch_counts(ratios, batch_size)
             counts = [n if r > 0 else 0 for n, r in zip(counts, ratios, strict=True)]
             self.phase_counts.append(counts)
@@ -184,7 +211,8 @@ def build_mixed_dataset(
 ) -> MixedDataset:
     """``data.train_sources`` entries: ``{roots: [...], ratio}`` (LMDBs or labelled folders) or
     ``{ratio}`` alone (the synthetic renderer, optionally ``synth: {...}`` overriding
-    ``data.synth`` fields); ``name`` defaults to the first root's folder name or ``synth``.
+    ``data.synth`` fields); ``name`` defaults to the first root's folder name or ``synth``;
+    ``start_step`` or ``start_fraction`` (of the run's steps) delays a source.
     ``wrap`` is applied to each source (e.g. label shuffling, which expects plain
     ``(image, label)`` samples)."""
     from hydra.utils import instantiate
@@ -192,7 +220,7 @@ def build_mixed_dataset(
 
     from ace_str.data.folder import open_training_roots
 
-    datasets, names, ratios, shuffles, starts = [], [], [], [], []
+    datasets, names, ratios, shuffles, starts, fractions = [], [], [], [], [], []
     for i, source in enumerate(sources):
         roots = [str(r) for r in (source.get("roots") or [])]
         if "ratio" not in source:
@@ -212,5 +240,11 @@ def build_mixed_dataset(
             default = "synth"
         names.append(str(source.get("name") or default))
         ratios.append(float(source["ratio"]))
+        if source.get("start_step") is not None and source.get("start_fraction") is not None:
+            raise ValueError(
+                f"data.train_sources[{i}]: give start_step or start_fraction, not both"
+            )
         starts.append(int(source.get("start_step") or 0))
-    return MixedDataset(datasets, names, ratios, shuffles, starts)
+        fraction = source.get("start_fraction")
+        fractions.append(None if fraction is None else float(fraction))
+    return MixedDataset(datasets, names, ratios, shuffles, starts, fractions)

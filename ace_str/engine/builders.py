@@ -111,7 +111,7 @@ def train_loader(
     if isinstance(dataset, MixedDataset):
         batching = {
             "batch_sampler": dataset.batch_sampler(
-                batch_size, cfg.seed, start_sample, rank, world_size
+                batch_size, cfg.seed, start_sample, rank, world_size, cfg.trainer.max_steps
             )
         }
     else:

@@ -106,6 +106,15 @@ def any_rank(flags: list[bool], info: DistInfo, device: torch.device) -> list[bo
     return [bool(v) for v in tensor.tolist()]
 
 
+def rank0_value(value: int, info: DistInfo, device: torch.device) -> int:
+    """Rank 0's ``value`` on every rank (a plan all ranks must follow, such as the step count)."""
+    if not info.enabled:
+        return value
+    tensor = torch.tensor([value if info.is_main else 0], device=device, dtype=torch.long)
+    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    return int(tensor.item())
+
+
 def barrier(info: DistInfo) -> None:
     if info.enabled:
         dist.barrier()

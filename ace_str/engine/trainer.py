@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import io
 import logging
 import math
 import random
@@ -20,7 +21,7 @@ from torch.utils.data import ConcatDataset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
-from ace_str.engine import builders, distributed
+from ace_str.engine import budget, builders, distributed
 from ace_str.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ace_str.engine.tensorboard import add_grid
 from ace_str.evaluation.evaluator import evaluate_batches
@@ -52,6 +53,7 @@ class Trainer:
     """
 
     def __init__(self, cfg: DictConfig, output_dir: str | Path) -> None:
+        self._started = time.monotonic()  # trainer.budget_minutes counts from here
         self.cfg = cfg
         self.tcfg = cfg.trainer
         self.output_dir = Path(output_dir)
@@ -90,6 +92,7 @@ class Trainer:
         self._logged_skips: Counter = Counter()
         self._stop_signal: int | None = None
         self._resumed = False
+        self._planned = not self.tcfg.get("budget_minutes")
         self._writer: SummaryWriter | None = None
         params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %.2fM parameters, %s, device %s", params / 1e6, self.charset, self.device)
@@ -150,6 +153,7 @@ class Trainer:
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
             "step": self.step,
+            "max_steps": self.tcfg.max_steps,  # chosen by the budget probe, kept on resume
             "batches_drawn": self.batches_drawn,
             "best": self.best,
             "rng": rng_state(),
@@ -168,6 +172,9 @@ class Trainer:
                 f"config builds: {(lines[1:] or lines)[0][:300]}"
             ) from None
         self.optimizer.load_state_dict(state["optimizer"])
+        if not self._planned and "max_steps" in state:  # the budget run's plan, not a new one
+            self._set_max_steps(int(state["max_steps"]))
+            log.info("trainer.budget_minutes: keeping the %d steps planned", self.tcfg.max_steps)
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.step = state["step"]
@@ -229,6 +236,8 @@ class Trainer:
 
     def fit(self) -> dict[str, float]:
         self.resume()
+        if not self._planned:
+            self._plan_budget()
         main = self.dist.is_main
         writer = SummaryWriter(str(self.output_dir / "tensorboard")) if main else None
         self._writer = writer
@@ -313,6 +322,87 @@ class Trainer:
         distributed.barrier(self.dist)
         distributed.cleanup(self.dist)
         return metrics
+
+    # ---------------------------------------------------------------- time budget
+    def _set_max_steps(self, steps: int) -> None:
+        """Fixes the run's length; schedules (one-cycle's total_steps) and mixing fractions
+        that follow ``trainer.max_steps`` follow it."""
+        self.cfg = copy.deepcopy(self.cfg)
+        with open_dict(self.cfg):
+            self.cfg.trainer.max_steps = steps
+        self.tcfg = self.cfg.trainer
+        self.scheduler = instantiate(self.cfg.scheduler)(self.optimizer)
+        self._planned = True
+
+    def _plan_budget(self) -> None:
+        """Sizes ``max_steps`` to ``trainer.budget_minutes``: a probe of the real pipeline,
+        whose updates are then undone, so the run equals ``trainer.max_steps=N`` exactly."""
+        tcfg = self.tcfg
+        saved = (
+            copy.deepcopy(self.model.state_dict()),
+            copy.deepcopy(self.optimizer.state_dict()),
+            copy.deepcopy(self.scaler.state_dict()),
+            rng_state(),
+        )
+        loader = builders.train_loader(
+            self.train_set,
+            self.cfg,
+            self.charset,
+            self.shuffle,
+            self.batches_drawn * self.cfg.data.batch_size * self.dist.world_size,
+            self.dist.rank,
+            self.dist.world_size,
+        )
+        batches = (b for b in loader if b is not None)
+        self.model.train()
+        costs = budget.measure_costs(
+            batches,
+            self.train_step,
+            self._time_validation,
+            lambda: torch.save(self.state_dict(), io.BytesIO()),
+            int(tcfg.budget_warmup_steps),
+            int(tcfg.budget_probe_steps),
+        )
+        del batches, loader  # stops the probe's workers
+        self.model.load_state_dict(saved[0])
+        self.optimizer.load_state_dict(saved[1])
+        self.scaler.load_state_dict(saved[2])
+        set_rng_state(saved[3])
+        self.nonfinite_in_row = 0
+        minutes = float(tcfg.budget_minutes)
+        left = 60 * minutes * (1 - float(tcfg.budget_margin))
+        left -= time.monotonic() - self._started
+        steps = self.step + budget.plan_steps(left, costs, tcfg.val_every, tcfg.ckpt_every)
+        steps = distributed.rank0_value(steps, self.dist, self.device)
+        self._set_max_steps(steps)
+        log.info(
+            "trainer.budget_minutes=%s: a step takes %.3f s (%.0f images/s), a validation "
+            "%.1f s, a save %.2f s; %.1f s went to setup and the probe -> max_steps=%d",
+            tcfg.budget_minutes,
+            costs.step,
+            self.cfg.data.batch_size * self.dist.world_size / costs.step,
+            costs.validation,
+            costs.save,
+            time.monotonic() - self._started,
+            steps,
+        )
+
+    def _time_validation(self) -> None:
+        """A validation pass as ``_validate`` makes it, without logging or saving."""
+        if not self.dist.is_main:
+            return
+        for dataset in self.val_sets.values():
+            loader = builders.eval_loader(
+                dataset, self.charset, self.cfg.data.batch_size, self.cfg.data.num_workers
+            )
+            evaluate_batches(
+                self.model,
+                loader,
+                self.charset,
+                self.device,
+                protocol="exact",
+                keep_images=self.tcfg.val_images,
+            )
 
     def _account(self, batch) -> None:
         """Count what loading this batch skipped (records come from the workers inside the

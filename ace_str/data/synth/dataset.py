@@ -30,7 +30,8 @@ class SyntheticWordDataset(Dataset):
     fonts. Fonts are found at construction (so a missing font fails fast) but opened lazily in
     each worker; the word list is rebuilt per worker instead of being pickled. Arguments are
     plain types so Hydra can build it; ``render`` may be a dict of `RenderConfig` fields,
-    ``word_weights`` and ``casing`` are `WordSampler`'s source and casing weights.
+    ``word_weights``, ``casing`` and ``word_frequency_power`` are `WordSampler`'s source and
+    casing weights and its ``frequency_power``.
     """
 
     def __init__(
@@ -47,6 +48,7 @@ class SyntheticWordDataset(Dataset):
         vocab_size: int = 50000,
         max_length: int = 25,
         casing: dict[str, float] | None = None,
+        word_frequency_power: float = 0.0,
     ) -> None:
         if length < 1:
             raise ValueError("length must be positive")
@@ -59,6 +61,7 @@ class SyntheticWordDataset(Dataset):
         self.casing = dict(casing) if casing is not None else None
         self.vocab_size = vocab_size
         self.max_length = max_length
+        self.word_frequency_power = word_frequency_power
         self.fonts: list[Path] = find_fonts(
             list(font_dirs) if font_dirs else None, charset, min_fonts, font_families
         )
@@ -69,7 +72,12 @@ class SyntheticWordDataset(Dataset):
 
     def _build_sampler(self) -> WordSampler:
         return WordSampler(
-            self.charset, self.word_weights, self.vocab_size, self.max_length, self.casing
+            self.charset,
+            self.word_weights,
+            self.vocab_size,
+            self.max_length,
+            self.casing,
+            self.word_frequency_power,
         )
 
     @property

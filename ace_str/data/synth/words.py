@@ -8,6 +8,7 @@ Every sampled text fits the charset once case-folded, so the label is exactly wh
 from __future__ import annotations
 
 import functools
+import itertools
 import random
 import string
 from collections.abc import Callable
@@ -24,6 +25,11 @@ DEFAULT_CASING = {"lower": 0.6, "upper": 0.2, "title": 0.2}
 def english_words(n: int) -> tuple[str, ...]:
     """The ``n`` most frequent English words (cached: wordfreq takes ~0.3 s for 50k)."""
     return tuple(wordfreq.top_n_list("en", n))
+
+
+@functools.lru_cache(maxsize=4)
+def _frequencies(n: int) -> dict[str, float]:
+    return {w: wordfreq.word_frequency(w, "en") for w in english_words(n)}
 
 
 def _digits(rng: random.Random, n: int) -> str:
@@ -51,6 +57,10 @@ class WordSampler:
     ``weights`` mixes the sources ("words", "random", "numbers"); a source the charset cannot
     feed (no digits, no word survives the filter) is dropped. ``casing`` weighs "lower",
     "upper" and "title" case; a casing whose result leaves a case-sensitive charset is skipped.
+    ``frequency_power`` draws a word with probability proportional to its corpus frequency to
+    that power: 0 draws every word of the vocabulary alike (mean length ~7 characters), 0.75
+    gives about the word lengths of scene text (IIIT5K: a third of its words have 1-3
+    characters, against an eighth at 0), 1 follows running text.
     """
 
     def __init__(
@@ -60,6 +70,7 @@ class WordSampler:
         vocab_size: int = 50000,
         max_length: int = 25,
         casing: dict[str, float] | None = None,
+        frequency_power: float = 0.0,
     ) -> None:
         weights = dict(DEFAULT_WORD_WEIGHTS if weights is None else weights)
         casing = dict(DEFAULT_CASING if casing is None else casing)
@@ -71,6 +82,14 @@ class WordSampler:
         self.charset = charset
         self.max_length = max_length
         self.words = [w for w in english_words(vocab_size) if self._fits(w, max_length)]
+        if frequency_power < 0:
+            raise ValueError(f"frequency_power must be >= 0, got {frequency_power}")
+        self.word_cum_weights: list[float] | None = None
+        if frequency_power > 0 and self.words:
+            freqs = _frequencies(vocab_size)
+            self.word_cum_weights = list(
+                itertools.accumulate(freqs[w] ** frequency_power for w in self.words)
+            )
         self.digits = [s for s in charset.symbols if s in string.digits]
         alnum = [s for s in charset.symbols if s.isalnum()]
         self.random_symbols = alnum or list(charset.symbols)
@@ -95,7 +114,11 @@ class WordSampler:
         """One text to draw; ``charset.normalize`` of it is the label."""
         (source,) = rng.choices(self.sources, self.source_weights)
         if source == "words":
-            text = self._cased(rng.choice(self.words), rng)
+            if self.word_cum_weights is None:
+                word = rng.choice(self.words)
+            else:
+                (word,) = rng.choices(self.words, cum_weights=self.word_cum_weights)
+            text = self._cased(word, rng)
         elif source == "numbers":
             text = self._number(rng)
         else:
