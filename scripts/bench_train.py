@@ -8,8 +8,13 @@ model's own speed the data pipeline leaves it. Warm-up steps are not timed. Last
 images per CPU second on one core for data=synth and data=synth_real (``--render-num 0`` skips).
 One Markdown table, to paste into docs/RESULTS.md; run it on a machine with nothing else running.
 
+``--sweep`` instead runs the bench once per lever against two cores shared by torch's threads
+and the rendering workers (a fresh process each: OpenMP and malloc read their environment at
+start) and prints one row per lever, each full figure also against the bound as configured.
+
     python scripts/bench_train.py experiment=crnn_ace_quick [--steps 100] [overrides ...]
-    OMP_WAIT_POLICY=passive python scripts/bench_train.py experiment=cpu_synth --worker-nice 10
+    python scripts/bench_train.py experiment=cpu_synth --sweep
+    OMP_WAIT_POLICY=passive python scripts/bench_train.py experiment=cpu_synth --worker-nice 19
 """
 
 from __future__ import annotations
@@ -19,6 +24,8 @@ import functools
 import itertools
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterable, Iterator
@@ -31,6 +38,22 @@ from ace_str.engine import builders
 from ace_str.engine.trainer import Trainer
 
 RENDER_DATA = ("synth", "synth_real")
+FULL, MODEL = "full pipeline (images/s)", "model-only bound (images/s)"
+# --sweep: name, environment, extra arguments. OpenMP threads that spin at barriers (libgomp's
+# default) keep both cores busy, so a worker can only render by preempting one of them.
+LEVERS: list[tuple[str, dict[str, str], list[str]]] = [
+    ("as configured", {}, []),
+    ("OMP_WAIT_POLICY=passive", {"OMP_WAIT_POLICY": "passive"}, []),
+    ("worker nice 19", {}, ["--worker-nice", "19"]),
+    ("passive + worker nice 19", {"OMP_WAIT_POLICY": "passive"}, ["--worker-nice", "19"]),
+    ("prefetch 8", {}, ["--prefetch", "8"]),
+    ("trainer.num_threads=1", {}, ["trainer.num_threads=1"]),
+    (
+        "malloc keeps freed memory",
+        {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "2147483647"},
+        [],
+    ),
+]
 
 
 def cpu_model() -> str:
@@ -117,6 +140,40 @@ def renderer_rates(overrides: list[str], num: int, warmup: int) -> dict[str, flo
     return rates
 
 
+def table_rows(text: str) -> dict[str, str]:
+    """measure -> value from the two-column table this script prints."""
+    rows = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if line.startswith("|") and len(cells) == 2:
+            rows[cells[0]] = cells[1]
+    return rows
+
+
+def sweep(overrides: list[str], steps: int, warmup: int) -> None:
+    """One fresh process per lever; a table of their figures."""
+    results = []
+    for name, env, extra in LEVERS:
+        command = [sys.executable, __file__, *overrides, *extra]
+        command += ["--steps", str(steps), "--warmup", str(warmup), "--render-num", "0"]
+        done = subprocess.run(
+            command, env={**os.environ, **env}, capture_output=True, text=True, check=False
+        )
+        if done.returncode != 0:
+            raise RuntimeError(f"{name}: {done.stderr.strip()[-2000:]}")
+        rows = table_rows(done.stdout)
+        results.append((name, float(rows[FULL]), float(rows[MODEL])))
+    bound = results[0][2]
+    print(
+        f"| lever ({' '.join(overrides)}) | full (images/s) | model-only (images/s) | ratio "
+        "| full / bound as configured |"
+    )
+    print("|---|---:|---:|---:|---:|")
+    for name, full, model in results:
+        print(f"| {name} | {full:.1f} | {model:.1f} | {full / model:.3f} | {full / bound:.3f} |")
+    print(f"machine: {cpu_model()}, {usable_cores()} cores; {steps} timed steps after {warmup}")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("overrides", nargs="+", help="experiment=NAME and Hydra overrides")
@@ -126,9 +183,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--render-warmup", type=int, default=200)
     parser.add_argument("--worker-nice", type=int, default=None, help="lever: os.nice in workers")
     parser.add_argument("--prefetch", type=int, default=None, help="lever: prefetch factor")
+    parser.add_argument("--sweep", action="store_true", help="one run per lever (LEVERS)")
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be positive and --warmup not negative")
+    if args.sweep:
+        sweep(args.overrides, args.steps, args.warmup)
+        return
 
     cfg = compose_train_config(args.overrides)
     # a one-cycle schedule refuses to step past trainer.max_steps
@@ -138,8 +199,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     images = args.steps * cfg.data.batch_size
     rows = [
-        ("full pipeline (images/s)", f"{images / full:.1f}"),
-        ("model-only bound (images/s)", f"{images / model_only:.1f}"),
+        (FULL, f"{images / full:.1f}"),
+        (MODEL, f"{images / model_only:.1f}"),
         ("ratio full / model-only", f"{model_only / full:.3f}"),
     ]
     if args.render_num > 0:
