@@ -1,5 +1,8 @@
 """Single-process throughput of the synthetic renderer, to size DataLoader workers.
 
+Images per CPU second (``time.process_time``, one torch thread), so other processes on the
+machine do not distort the figure.
+
 ``--data synth_real`` (and any further Hydra overrides, e.g. ``data.synth.render.jpeg_prob=1``)
 times the renderer a data config builds instead of the built-in defaults.
 """
@@ -7,12 +10,12 @@ times the renderer a data config builds instead of the built-in defaults.
 from __future__ import annotations
 
 import argparse
-import time
 
 import torch
 
 from ace_str.data.charset import Charset
 from ace_str.data.synth import SyntheticWordDataset
+from ace_str.data.synth.preset import render_rate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -47,12 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         cfg = compose_train_config(overrides)
         dataset = synth_from_config(cfg, length, transform=transform)
         what += f", data={args.data}"
-    for index in range(args.warmup):  # opens fonts at the sizes in use
-        dataset[index]
-    start = time.perf_counter()
-    for index in range(args.warmup, args.warmup + args.num):
-        dataset[index]
-    rate = args.num / (time.perf_counter() - start)
+    rate = render_rate(dataset, args.num, args.warmup)
     print(f"renderer: {rate:.0f} images/s on one core ({args.num} samples, {what})")
 
 

@@ -3,6 +3,7 @@ scripts that show or time it; built exactly as the trainer builds ``data.synth``
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,3 +32,16 @@ def synth_from_config(
     if seed is not None:
         extra["seed"] = seed
     return instantiate(cfg.data.synth, charset=instantiate(cfg.charset), **extra)
+
+
+def render_rate(dataset, num: int, warmup: int = 0, start: int = 0) -> float:
+    """Samples per CPU second of ``dataset[start + warmup ...]`` in this process: the renderer's
+    speed per core, read from ``time.process_time`` so that other processes on the machine do
+    not distort it (set one torch thread first, as a DataLoader worker has). The warm-up samples
+    open fonts at the sizes in use and are not timed."""
+    for index in range(start, start + warmup):
+        dataset[index]
+    begin = time.process_time()
+    for index in range(start + warmup, start + warmup + num):
+        dataset[index]
+    return num / max(time.process_time() - begin, 1e-9)

@@ -186,6 +186,30 @@ def _load_font(path: str, size: int) -> _LoadedFont:
     return _LoadedFont(font, font.getbbox("H")[1], font.getmetrics()[0])
 
 
+_Glyphs = tuple[Any, tuple[int, int]]  # a core "L" mask and its offset from the draw position
+
+
+def _glyphs(font: ImageFont.FreeTypeFont, text: str, stroke: int = 0) -> _Glyphs:
+    """The text's mask and its offset from the draw position, by the very call
+    ``ImageDraw.text`` makes (so the same pixels); the offset and the mask's size are
+    ``font.getbbox(text, stroke_width=stroke)``, which would lay the glyphs out a second time."""
+    return font.getmask2(
+        text, "L", stroke_width=stroke, anchor="la", ink=255, start=(0.0, 0.0), stroke_filled=True
+    )
+
+
+def _box(glyphs: _Glyphs) -> tuple[int, int, int, int]:
+    mask, (left, top) = glyphs
+    return left, top, left + mask.size[0], top + mask.size[1]
+
+
+def _draw(canvas: Image.Image, draws: list[tuple[int, int, _Glyphs]]) -> None:
+    """Blend each mask in white at its position, as ``ImageDraw.text(fill=255)`` does."""
+    core = ImageDraw.Draw(canvas).draw
+    for x, y, (mask, (dx, dy)) in draws:
+        core.draw_bitmap((x + dx, y + dy), mask, 255)
+
+
 def _luminance(rgb: tuple[int, int, int]) -> float:
     def channel(c: int) -> float:
         c /= 255
@@ -559,7 +583,9 @@ def render_word(
     stroke = 0
     if cfg.outline_prob > 0 and rng.random() < cfg.outline_prob:
         stroke = max(1, round(rng.uniform(*cfg.outline_width) * size))
-    left, top, right, bottom = loaded.font.getbbox(text, stroke_width=stroke)
+    glyphs = _glyphs(loaded.font, text)
+    stroked = _glyphs(loaded.font, text, stroke) if stroke else glyphs
+    left, top, right, bottom = _box(stroked)
     # At least cap height to baseline, so "ace" keeps its x-height look instead of filling
     # the crop like "ACE" would.
     top, bottom = min(top, loaded.cap_top - stroke), max(bottom, loaded.baseline + stroke)
@@ -573,17 +599,14 @@ def render_word(
     pad_l, pad_t, pad_r, pad_b = pads
     canvas = (max(1, right - left + pad_l + pad_r), max(1, bottom - top + pad_t + pad_b))
     x, y = pad_l - left, pad_t - top
-    draws = [(x, y, text), *((x + dx, y + dy, extra) for dx, dy, extra in extras)]
+    extras_at = [(x + dx, y + dy, extra) for dx, dy, extra in extras]
     mask = Image.new("L", canvas, 0)
-    draw = ImageDraw.Draw(mask)
-    for at_x, at_y, piece in draws:
-        draw.text((at_x, at_y), piece, fill=255, font=loaded.font)
+    _draw(mask, [(x, y, glyphs), *((a, b, _glyphs(loaded.font, e)) for a, b, e in extras_at)])
     if stroke:
         # Fill and outline masks travel through the geometry together as two bands.
         outline = Image.new("L", canvas, 0)
-        draw = ImageDraw.Draw(outline)
-        for at_x, at_y, piece in draws:
-            draw.text((at_x, at_y), piece, 255, loaded.font, stroke_width=stroke, stroke_fill=255)
+        pieces = ((a, b, _glyphs(loaded.font, e, stroke)) for a, b, e in extras_at)
+        _draw(outline, [(x, y, stroked), *pieces])
         mask = Image.merge("RGB", (mask, outline, outline))
 
     if cfg.curve_prob > 0 and rng.random() < cfg.curve_prob:
