@@ -5,7 +5,7 @@ import types
 import pytest
 import torch
 
-from ace_str.engine.budget import StepCosts, plan_steps, run_seconds
+from ace_str.engine.budget import StepCosts, measure_costs, plan_steps, run_seconds
 from ace_str.engine.checkpoint import load_checkpoint
 from ace_str.engine.trainer import Trainer
 from tests.test_trainer import interrupt_at, weights
@@ -57,9 +57,17 @@ def timed(trainer: Trainer, clock: FakeClock, seconds: float) -> Trainer:
     return trainer
 
 
+def test_the_probe_times_steps_after_the_batches_the_workers_hold_ready() -> None:
+    """Served from a full queue the probe would time the model alone, not the pipeline."""
+    seen = []
+    costs = measure_costs(iter(range(100)), seen.append, lambda: None, lambda: None, 2, 3, 4)
+    assert seen == [0, 1, 6, 7, 8]  # 2 warm-up steps, 4 ready batches dropped, 3 timed steps
+    assert costs.step > 0
+
+
 def budget_run(tiny_config, clock, path, *overrides, step_seconds: float = 0.25) -> Trainer:
-    """15 s budgets: the 25-step probe, then about 33 steps of 0.25 s."""
-    trainer = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.25", *overrides), path)
+    """30 s budgets: the 35-step probe, then about 81 steps of 0.25 s."""
+    trainer = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.5", *overrides), path)
     timed(trainer, clock, step_seconds).fit()
     return trainer
 
@@ -68,9 +76,9 @@ def test_a_slower_step_makes_the_probe_choose_fewer_steps(tiny_config, clock, tm
     fast = budget_run(tiny_config, clock, tmp_path / "fast")
     clock.now = 0.0
     slow = budget_run(tiny_config, clock, tmp_path / "slow", step_seconds=0.4)
-    # 15 s less the 3% margin: 14.55 s. At 0.4 s a step the probe took 10 s, 4.55 s remain: 11
-    # steps; at 0.25 s it took 6.25 s and 8.3 s remain: 33 steps
-    assert (slow.step, fast.step) == (11, 33)
+    # 30 s less the 3% margin: 29.1 s. The probe is 5 + 30 steps: at 0.4 s a step it took 14 s
+    # and 15.1 s remain, 37 steps; at 0.25 s it took 8.75 s and 20.35 s remain, 81 steps
+    assert (slow.step, fast.step) == (37, 81)
     # the run ends its planned schedule: one-cycle at its final rate, the plan in the checkpoint
     for trainer, path in ((fast, tmp_path / "fast"), (slow, tmp_path / "slow")):
         assert trainer.step == trainer.tcfg.max_steps == trainer.scheduler.total_steps
@@ -87,14 +95,14 @@ def test_a_budget_run_equals_the_run_with_its_planned_steps(tiny_config, clock, 
 
 
 def test_a_resumed_run_keeps_the_planned_steps(tiny_config, clock, tmp_path) -> None:
-    first = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.25"), tmp_path / "first")
+    first = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.5"), tmp_path / "first")
     timed(first, clock, 0.25)
     interrupt_at(first, 3)
     first.fit()
     planned = load_checkpoint(tmp_path / "first" / "last.ckpt")["max_steps"]
-    assert first.step == 3 and planned == 33
+    assert first.step == 3 and planned == 81
     ckpt = f"ckpt_path={tmp_path / 'first' / 'last.ckpt'}"
-    resumed = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.25", ckpt), tmp_path / "b")
+    resumed = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.5", ckpt), tmp_path / "b")
     calls = []
     timed(resumed, clock, 0.4)  # a probe now would choose far fewer steps
     original = resumed.train_step

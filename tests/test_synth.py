@@ -141,6 +141,42 @@ def test_font_families_narrow_the_fonts_by_family_pattern(lower36):
         find_fonts(charset=lower36, families=["No Such Family*"])
 
 
+def test_too_few_fonts_for_the_setting_warn_with_the_command_that_adds_them(lower36, caplog):
+    sans = find_fonts(charset=lower36, families=["DejaVu Sans"])
+    with caplog.at_level("WARNING", logger="ace_str.data.synth.dataset"):
+        SyntheticWordDataset(lower36, length=2, font_families=["DejaVu Sans"], recommended_fonts=2)
+    assert not caplog.records  # enough
+    with caplog.at_level("WARNING", logger="ace_str.data.synth.dataset"):
+        SyntheticWordDataset(
+            lower36, length=2, font_families=["DejaVu Sans"], recommended_fonts=len(sans) + 1
+        )
+    (record,) = caplog.records
+    assert f"only {len(sans)} usable fonts" in record.message
+    assert "bash scripts/install_fonts.sh" in record.message
+
+
+def test_word_frequency_power_draws_scene_text_lengths(lower36):
+    """Words by frequency^0.75 are shorter on average than words drawn alike (mean ~7), as
+    scene text is (IIIT5K: mean 4.5); 0 keeps the old stream exactly."""
+    import random
+    import statistics
+
+    words = {"words": 1.0}
+    alike = WordSampler(lower36, weights=words)
+    by_freq = WordSampler(lower36, weights=words, frequency_power=0.75, casing={"lower": 1.0})
+    rng_a, rng_b = random.Random(3), random.Random(3)
+    mean_alike = statistics.mean(len(alike.sample(rng_a)) for _ in range(3000))
+    drawn = [by_freq.sample(rng_b) for _ in range(3000)]
+    assert mean_alike > 6.5 and statistics.mean(map(len, drawn)) < 6.0
+    assert drawn.count("the") > 10  # the most frequent word, once in 50,000 when drawn alike
+    default = WordSampler(lower36, weights=words, frequency_power=0.0)
+    assert [default.sample(random.Random(5)) for _ in range(3)] == [
+        alike.sample(random.Random(5)) for _ in range(3)
+    ]
+    with pytest.raises(ValueError, match="frequency_power"):
+        WordSampler(lower36, frequency_power=-1)
+
+
 def test_render_config_accepts_hydra_style_dicts(lower36):
     render = OmegaConf.create({"font_size": [30, 30], "height": 32, "blur_prob": 0.0})
     data = SyntheticWordDataset(lower36, length=4, render=render)

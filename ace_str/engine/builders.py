@@ -24,6 +24,8 @@ from ace_str.models.recognizer import Recognizer
 
 log = logging.getLogger(__name__)
 
+PREFETCH_FACTOR = 4  # batches each training worker prepares ahead
+
 
 def as_config(cfg: DictConfig | dict[str, Any]) -> DictConfig:
     return cfg if isinstance(cfg, DictConfig) else OmegaConf.create(cfg)
@@ -124,7 +126,7 @@ def train_loader(
         collate_fn=Collator(charset, max_label_length=cfg.data.max_label_length),
         pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
-        prefetch_factor=4 if cfg.data.num_workers > 0 else None,
+        prefetch_factor=PREFETCH_FACTOR if cfg.data.num_workers > 0 else None,
         # a private generator: creating the iterator must not draw from the global RNG,
         # or a resumed run's dropout would differ from an uninterrupted one
         generator=torch.Generator().manual_seed(cfg.seed),

@@ -362,6 +362,7 @@ class Trainer:
             lambda: torch.save(self.state_dict(), io.BytesIO()),
             int(tcfg.budget_warmup_steps),
             int(tcfg.budget_probe_steps),
+            builders.PREFETCH_FACTOR * self.cfg.data.num_workers,
         )
         del batches, loader  # stops the probe's workers
         self.model.load_state_dict(saved[0])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import random
 from collections.abc import Callable
 from pathlib import Path
@@ -14,6 +15,8 @@ from ace_str.data.charset import Charset
 from ace_str.data.synth.fonts import find_fonts, required_symbols
 from ace_str.data.synth.render import RenderConfig, render_word
 from ace_str.data.synth.words import WordSampler
+
+log = logging.getLogger(__name__)
 
 
 def sample_rng(seed: int, index: int) -> random.Random:
@@ -30,6 +33,7 @@ class SyntheticWordDataset(Dataset):
     fonts. Fonts are found at construction (so a missing font fails fast) but opened lazily in
     each worker; the word list is rebuilt per worker instead of being pickled. Arguments are
     plain types so Hydra can build it; ``render`` may be a dict of `RenderConfig` fields,
+    ``recommended_fonts`` only warns (with the command that adds fonts) when fewer are found.
     ``word_weights``, ``casing`` and ``word_frequency_power`` are `WordSampler`'s source and
     casing weights and its ``frequency_power``.
     """
@@ -49,6 +53,7 @@ class SyntheticWordDataset(Dataset):
         max_length: int = 25,
         casing: dict[str, float] | None = None,
         word_frequency_power: float = 0.0,
+        recommended_fonts: int = 0,
     ) -> None:
         if length < 1:
             raise ValueError("length must be positive")
@@ -65,6 +70,14 @@ class SyntheticWordDataset(Dataset):
         self.fonts: list[Path] = find_fonts(
             list(font_dirs) if font_dirs else None, charset, min_fonts, font_families
         )
+        if len(self.fonts) < recommended_fonts:
+            log.warning(
+                "only %d usable fonts, where this renderer setting was tuned with %d or more: "
+                "run `bash scripts/install_fonts.sh` (Debian fonts-* packages) for the font "
+                "variety its accuracy on real text depends on",
+                len(self.fonts),
+                recommended_fonts,
+            )
         # Neighbouring-text fragments use only symbols every font was checked to draw.
         self.fragment_symbols = "".join(s for s in required_symbols(charset) if s.isalnum())
         # Built now so bad weights fail at construction rather than inside a worker.
