@@ -116,21 +116,31 @@ class MixedDataset(Dataset):
         rank: int = 0,
         world_size: int = 1,
         total_steps: int = 1,
+        batches_per_step: int = 1,
     ) -> MixedBatchSampler:
         """Batches from global sample ``start_sample`` on (a multiple of the batch size);
-        ``total_steps`` places the sources that join at a fraction of the run."""
+        ``total_steps`` places the sources that join at a fraction of the run;
+        ``batches_per_step`` is the number of batches each step accumulates."""
         return MixedBatchSampler(
-            self, batch_size, seed, start_sample // batch_size, rank, world_size, total_steps
+            self,
+            batch_size,
+            seed,
+            start_sample // batch_size,
+            rank,
+            world_size,
+            total_steps,
+            batches_per_step,
         )
 
 
 class MixedBatchSampler(Sampler[list[int]]):
     """Endless batches of MixedDataset indices, ``counts[i]`` from source i in each.
 
-    The batches form phases, one from each distinct ``start_step`` (a step is one batch per
-    rank) on, each with its own counts; sources not yet started take none. ``start_batch``
-    counts global batches (all ranks together); source i's stream starts where the batches
-    before it left it, and is sharded over ranks like ``ResumableSampler``.
+    The batches form phases, one from each distinct ``start_step`` (a step is
+    ``batches_per_step`` batches per rank: ``trainer.accumulate``) on, each with its own
+    counts; sources not yet started take none. ``start_batch`` counts global batches (all
+    ranks together); source i's stream starts where the batches before it left it, and is
+    sharded over ranks like ``ResumableSampler``.
     """
 
     def __init__(
@@ -142,8 +152,9 @@ class MixedBatchSampler(Sampler[list[int]]):
         rank: int = 0,
         world_size: int = 1,
         total_steps: int = 1,
+        batches_per_step: int = 1,
     ) -> None:
-        starts = dataset.starts(total_steps)
+        starts = [s * batches_per_step for s in dataset.starts(total_steps)]
         self.phase_starts = sorted(set(starts))
         self.phase_counts = []
         for start in self.phase_starts:
@@ -154,7 +165,7 @@ class MixedBatchSampler(Sampler[list[int]]):
             log.info(
                 "mixing per batch of %d from step %d: %s",
                 batch_size,
-                start,
+                start // batches_per_step,
                 ", ".join(f"{name} {n}" for name, n in zip(dataset.names, counts, strict=True)),
             )
         self.start_step = start_batch // world_size

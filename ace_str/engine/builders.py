@@ -113,7 +113,13 @@ def train_loader(
     if isinstance(dataset, MixedDataset):
         batching = {
             "batch_sampler": dataset.batch_sampler(
-                batch_size, cfg.seed, start_sample, rank, world_size, cfg.trainer.max_steps
+                batch_size,
+                cfg.seed,
+                start_sample,
+                rank,
+                world_size,
+                cfg.trainer.max_steps,
+                int(cfg.trainer.get("accumulate") or 1),
             )
         }
     else:

@@ -11,6 +11,7 @@ the full sets, so the numbers equal a single-process run's (and need no reductio
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from collections import Counter
@@ -72,6 +73,14 @@ def wrap(model: nn.Module, info: DistInfo, device: torch.device) -> nn.Module:
         return model
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+
+
+def no_sync(net: nn.Module) -> contextlib.AbstractContextManager:
+    """DDP's ``no_sync`` (gradients kept local, not all-reduced) for the first micro-batches of
+    an accumulated step; a no-op for a bare module. The last backward then all-reduces the sum."""
+    if isinstance(net, nn.parallel.DistributedDataParallel):
+        return net.no_sync()
+    return contextlib.nullcontext()
 
 
 def sync_batch_norm(model: nn.Module, device: torch.device) -> nn.Module:

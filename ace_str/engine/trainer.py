@@ -11,6 +11,8 @@ import random
 import signal
 import time
 from collections import Counter
+from collections.abc import Iterable, Iterator, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,9 @@ from torch.utils.data import ConcatDataset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from ace_str.data.collate import Batch
 from ace_str.engine import budget, builders, distributed
+from ace_str.engine.averaging import build_average
 from ace_str.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ace_str.engine.tensorboard import add_grid
 from ace_str.evaluation.evaluator import evaluate_batches
@@ -49,7 +53,11 @@ class Trainer:
     rank trains a DistributedDataParallel replica on its shard of the stream (global batch =
     ``data.batch_size`` x world size); rank 0 alone logs, validates and writes checkpoints.
     ``self.model`` is always the bare module (its ``head``, its checkpoint keys); ``self.net``
-    is what the forward pass goes through (DDP or the same module).
+    is what the forward pass goes through (DDP or the same module). With ``trainer.ema`` or
+    ``trainer.swa``, ``self.average`` holds the averaged weights, which validation, best.ckpt
+    and the checkpoint's ``model`` key use (see engine/averaging.py); ``trainer.accumulate``
+    sums the gradients of that many batches into each optimizer step, and every count
+    (``step``, ``max_steps``, the schedule, logging, validation, saves) is of optimizer steps.
     """
 
     def __init__(self, cfg: DictConfig, output_dir: str | Path) -> None:
@@ -74,6 +82,10 @@ class Trainer:
         if self.dist.enabled and self.tcfg.get("sync_bn", False):
             self.model = distributed.sync_batch_norm(self.model, self.device)
         self.net = distributed.wrap(self.model, self.dist, self.device)
+        self.average = build_average(self.model, self.tcfg.get("ema"), self.tcfg.get("swa"))
+        self.accumulate = int(self.tcfg.get("accumulate") or 1)
+        if self.accumulate < 1:
+            raise ValueError(f"trainer.accumulate must be at least 1, got {self.accumulate}")
         self.optimizer = instantiate(cfg.optimizer)(self.model.parameters())
         self.scheduler = instantiate(cfg.scheduler)(self.optimizer)
         self.amp_dtype = self._amp_dtype()
@@ -93,6 +105,7 @@ class Trainer:
         self._stop_signal: int | None = None
         self._resumed = False
         self._planned = not self.tcfg.get("budget_minutes")
+        self._probing = False  # the budget probe's steps, undone afterwards
         self._writer: SummaryWriter | None = None
         params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %.2fM parameters, %s, device %s", params / 1e6, self.charset, self.device)
@@ -146,9 +159,19 @@ class Trainer:
             return torch.bfloat16
         return torch.float16 if self.device.type == "cuda" else torch.bfloat16
 
+    @property
+    def inference_model(self) -> torch.nn.Module:
+        """The weights to validate and read with: the average once it holds a step, else the
+        training weights."""
+        if self.average is not None and self.average.count > 0:
+            return self.average.module
+        return self.model
+
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "model": self.model.state_dict(),
+        """``model`` is what evaluate.py and read.py load (the averaged weights when averaging);
+        ``raw_model`` and ``averaged_count`` are kept only when averaging is on."""
+        state = {
+            "model": self.inference_model.state_dict(),
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
@@ -160,17 +183,26 @@ class Trainer:
             "charset": list(self.charset.symbols),
             "config": OmegaConf.to_container(self.cfg, resolve=True),
         }
+        if self.average is not None:
+            state["raw_model"] = self.model.state_dict()
+            state["averaged_count"] = self.average.count
+        return state
 
     def load(self, path: str | Path) -> None:
         state = load_checkpoint(path, self.device)
-        try:
-            self.model.load_state_dict(state["model"])
-        except RuntimeError as err:
-            lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-            raise RuntimeError(
-                f"checkpoint {path} was trained with another model or charset than this "
-                f"config builds: {(lines[1:] or lines)[0][:300]}"
-            ) from None
+        _load_weights(self.model, state.get("raw_model", state["model"]), path)
+        count = int(state.get("averaged_count", 0))
+        if self.average is not None:
+            self.average.restore(state["model"], count)
+            if "raw_model" not in state:
+                log.info("%s holds no average: weight averaging starts afresh", path)
+        elif "raw_model" in state:
+            log.warning(
+                "%s holds averaged weights (%d steps) but trainer.ema and trainer.swa are off: "
+                "training goes on from its raw weights without an average",
+                path,
+                count,
+            )
         self.optimizer.load_state_dict(state["optimizer"])
         if not self._planned and "max_steps" in state:  # the budget run's plan, not a new one
             self._set_max_steps(int(state["max_steps"]))
@@ -234,6 +266,12 @@ class Trainer:
             self.load_weights(self.cfg.init_weights, list(self.cfg.get("init_modules") or []))
         self._resumed = True
 
+    def _groups(self, loader: Iterable) -> Iterator[list]:
+        """The loader's batches in runs of ``trainer.accumulate``: one optimizer step each."""
+        batches = iter(loader)
+        while group := list(islice(batches, self.accumulate)):
+            yield group
+
     def fit(self) -> dict[str, float]:
         self.resume()
         if not self._planned:
@@ -267,12 +305,14 @@ class Trainer:
         deadline = time.monotonic() + 60 * self.tcfg.max_minutes if self.tcfg.max_minutes else None
         validated_at = self.step
         try:
-            for batch in loader:
+            for group in self._groups(loader):
                 late = deadline is not None and time.monotonic() > deadline
                 done = self.step >= self.tcfg.max_steps or self._stop_signal is not None
                 # every rank must agree before DDP's collectives: stop, or skip an empty batch
-                stop, late, empty = distributed.any_rank(
-                    [done or late, late, batch is None], self.dist, self.device
+                stop, late, *empty = distributed.any_rank(
+                    [done or late, late, *(batch is None for batch in group)],
+                    self.dist,
+                    self.device,
                 )
                 if stop:
                     if late:
@@ -284,13 +324,15 @@ class Trainer:
                         if validated_at != self.step:  # score the weights the run ends with
                             metrics = self.validate(writer)
                     break
-                self.batches_drawn += 1
-                if batch is not None:
-                    self._account(batch)
-                if empty:
+                self.batches_drawn += len(group)
+                for batch in group:
+                    if batch is not None:
+                        self._account(batch)
+                kept = [batch for batch, skip in zip(group, empty, strict=True) if not skip]
+                if not kept:
                     continue
-                out = self.train_step(batch)
-                window_images += len(batch) * world
+                out = self.train_step(kept[0] if len(kept) == 1 else kept)
+                window_images += sum(len(batch) for batch in kept) * world
                 if out is None:
                     continue
                 self.step += 1
@@ -343,6 +385,7 @@ class Trainer:
             copy.deepcopy(self.optimizer.state_dict()),
             copy.deepcopy(self.scaler.state_dict()),
             rng_state(),
+            copy.deepcopy(self.average.state_dict()) if self.average is not None else None,
         )
         loader = builders.train_loader(
             self.train_set,
@@ -353,22 +396,29 @@ class Trainer:
             self.dist.rank,
             self.dist.world_size,
         )
-        batches = (b for b in loader if b is not None)
+        # whole optimizer steps: trainer.accumulate batches each
+        steps = self._groups(b for b in loader if b is not None)
         self.model.train()
-        costs = budget.measure_costs(
-            batches,
-            self.train_step,
-            self._time_validation,
-            lambda: torch.save(self.state_dict(), io.BytesIO()),
-            int(tcfg.budget_warmup_steps),
-            int(tcfg.budget_probe_steps),
-            builders.PREFETCH_FACTOR * self.cfg.data.num_workers,
-        )
-        del batches, loader  # stops the probe's workers
+        self._probing = True  # averages every probe step, to time the update
+        try:
+            costs = budget.measure_costs(
+                (group[0] if len(group) == 1 else group for group in steps),
+                self.train_step,
+                self._time_validation,
+                lambda: torch.save(self.state_dict(), io.BytesIO()),
+                int(tcfg.budget_warmup_steps),
+                int(tcfg.budget_probe_steps),
+                -(-builders.PREFETCH_FACTOR * self.cfg.data.num_workers // self.accumulate),
+            )
+        finally:
+            self._probing = False
+        del steps, loader  # stops the probe's workers
         self.model.load_state_dict(saved[0])
         self.optimizer.load_state_dict(saved[1])
         self.scaler.load_state_dict(saved[2])
         set_rng_state(saved[3])
+        if self.average is not None:
+            self.average.load_state_dict(saved[4])
         self.nonfinite_in_row = 0
         minutes = float(tcfg.budget_minutes)
         left = 60 * minutes * (1 - float(tcfg.budget_margin))
@@ -397,7 +447,7 @@ class Trainer:
                 dataset, self.charset, self.cfg.data.batch_size, self.cfg.data.num_workers
             )
             evaluate_batches(
-                self.model,
+                self.inference_model,
                 loader,
                 self.charset,
                 self.device,
@@ -433,22 +483,36 @@ class Trainer:
         """SIGTERM (what schedulers send) or Ctrl-C: finish the step, save, then stop."""
         self._stop_signal = signum
 
-    def train_step(self, batch) -> dict[str, torch.Tensor] | None:
-        batch = batch.to(self.device, non_blocking=True)
+    def train_step(self, batches: Batch | Sequence[Batch]) -> dict[str, torch.Tensor] | None:
+        """One optimizer step on a batch, or on the summed gradients of several (each loss
+        scaled by 1 / their number, so k batches of B step as one batch of kB would without
+        BatchNorm); the outputs are the batches' mean. Under DDP only the last backward
+        all-reduces. None when a non-finite loss or gradient skipped the update."""
+        batches = [batches] if isinstance(batches, Batch) else list(batches)
         autocast = (
             torch.autocast(self.device.type, dtype=self.amp_dtype)
             if self.amp_dtype is not None
             else contextlib.nullcontext()
         )
-        with autocast:
-            logits = self.net(batch.images, batch.targets)
-            out = self.model.head.loss(logits, batch.targets, batch.target_lengths)
-        loss = out["loss"]
         self.optimizer.zero_grad(set_to_none=True)
-        (nonfinite,) = distributed.any_rank([not torch.isfinite(loss)], self.dist, self.device)
-        if nonfinite:
-            return self._skip_nonfinite("loss")
-        self.scaler.scale(loss).backward()
+        outs = []
+        for i, batch in enumerate(batches):
+            batch = batch.to(self.device, non_blocking=True)
+            last = i == len(batches) - 1
+            with contextlib.nullcontext() if last else distributed.no_sync(self.net):
+                with autocast:
+                    logits = self.net(batch.images, batch.targets)
+                    out = self.model.head.loss(logits, batch.targets, batch.target_lengths)
+                loss = out["loss"]
+                (nonfinite,) = distributed.any_rank(
+                    [not torch.isfinite(loss)], self.dist, self.device
+                )
+                if nonfinite:
+                    self.optimizer.zero_grad(set_to_none=True)
+                    return self._skip_nonfinite("loss")
+                self.scaler.scale(loss / len(batches) if len(batches) > 1 else loss).backward()
+            outs.append(out)
+        out = outs[0] if len(outs) == 1 else _mean_outputs(outs)
         self.scaler.unscale_(self.optimizer)
         # after backward the gradients are all-reduced, so every rank sees the same norm
         grad_norm = torch.nn.utils.clip_grad_norm_(
@@ -460,6 +524,8 @@ class Trainer:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
+        if self.average is not None:
+            self.average.update(self.model, self.step + 1, self.tcfg.max_steps, self._probing)
         self.nonfinite_in_row = 0
         out["grad_norm"] = grad_norm
         return out
@@ -527,7 +593,7 @@ class Trainer:
             )
             # labels were normalised by the run's charset when loaded: compare them as they are
             result = evaluate_batches(
-                self.model,
+                self.inference_model,
                 loader,
                 self.charset,
                 self.device,
@@ -552,7 +618,7 @@ class Trainer:
             add_grid(writer, f"val/{name}/images", result.images, captions, self.step)
             for i, image in enumerate(result.images[: self.tcfg.get("val_maps", 0)]):
                 # the prediction map over the input (Fig. 5); a 1D model shows a 1 x T strip
-                fig = input_map_figure(self.model, self.charset, image)
+                fig = input_map_figure(self.inference_model, self.charset, image)
                 writer.add_figure(f"val/{name}/map_{i}", fig, self.step)
             if monitored is None:
                 monitored = summary[self.tcfg.monitor]
@@ -562,6 +628,23 @@ class Trainer:
             log.info("new best %s %.4f at step %d", self.tcfg.monitor, monitored, self.step)
         writer.flush()
         return results
+
+
+def _load_weights(module: torch.nn.Module, weights: dict, path: str | Path) -> None:
+    """``module.load_state_dict`` with one clear error when the checkpoint does not fit."""
+    try:
+        module.load_state_dict(weights)
+    except RuntimeError as err:
+        lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+        raise RuntimeError(
+            f"checkpoint {path} was trained with another model or charset than this "
+            f"config builds: {(lines[1:] or lines)[0][:300]}"
+        ) from None
+
+
+def _mean_outputs(outs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """The mean of each output over the micro-batches of an accumulated step (for logging)."""
+    return {k: torch.stack([o[k].detach().float() for o in outs]).mean() for k in outs[0]}
 
 
 def _counts(counter: Counter) -> str:
