@@ -15,6 +15,7 @@ from typing import Any
 from PIL import Image
 from torch.utils.data import ConcatDataset, Dataset
 
+from ace_str.data.augment import AugmentedDataset, AugmentPolicy
 from ace_str.data.charset import Charset
 from ace_str.data.lmdb import (
     IMAGE_ERRORS,
@@ -164,9 +165,15 @@ def open_training_roots(
     charset: Charset,
     max_label_length: int,
     transform: Callable[[Image.Image], Any] | None,
+    augment: AugmentPolicy | None = None,
+    seed: int = 0,
 ) -> Dataset:
     """One dataset over every LMDB and labelled folder found under ``roots`` (training data
-    may be MJSynth LMDBs, an ``images/`` + ``labels.tsv`` folder such as real_train, or both)."""
+    may be MJSynth LMDBs, an ``images/`` + ``labels.tsv`` folder such as real_train, or both);
+    with ``augment``, each crop is augmented per (``seed``, index) before ``transform``."""
+    if augment is not None:
+        crops = open_training_roots(roots, charset, max_label_length, None)
+        return AugmentedDataset(crops, augment, transform, seed)
     missing = [str(r) for r in roots if not Path(r).exists()]
     if missing:
         raise FileNotFoundError(f"training data: no such folder: {', '.join(missing)}")

@@ -219,13 +219,16 @@ def build_mixed_dataset(
     max_label_length: int,
     transform: Any,
     wrap: Callable[[Dataset], Dataset] = lambda dataset: dataset,
+    augment: Any = None,
+    seed: int = 0,
 ) -> MixedDataset:
     """``data.train_sources`` entries: ``{roots: [...], ratio}`` (LMDBs or labelled folders) or
     ``{ratio}`` alone (the synthetic renderer, optionally ``synth: {...}`` overriding
     ``data.synth`` fields); ``name`` defaults to the first root's folder name or ``synth``;
     ``start_step`` or ``start_fraction`` (of the run's steps) delays a source.
     ``wrap`` is applied to each source (e.g. label shuffling, which expects plain
-    ``(image, label)`` samples)."""
+    ``(image, label)`` samples); ``augment`` (an AugmentPolicy) to the crops of the sources with
+    roots, source i seeded with ``seed + 7919 * i``."""
     from hydra.utils import instantiate
     from omegaconf import OmegaConf
 
@@ -238,7 +241,9 @@ def build_mixed_dataset(
             raise ValueError(f"data.train_sources[{i}] has no ratio")
         if roots:
             try:
-                dataset = open_training_roots(roots, charset, max_label_length, transform)
+                dataset = open_training_roots(
+                    roots, charset, max_label_length, transform, augment, seed + 7919 * i
+                )
             except FileNotFoundError as error:
                 raise FileNotFoundError(f"data.train_sources[{i}].roots: {error}") from None
             datasets.append(wrap(dataset))

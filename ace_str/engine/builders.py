@@ -10,6 +10,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader, Dataset
 
+from ace_str.data.augment import AugmentPolicy
 from ace_str.data.charset import Charset
 from ace_str.data.collate import Collator
 from ace_str.data.folder import (  # noqa: F401 (find_datasets, open_dataset re-exported)
@@ -49,19 +50,37 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
+def build_augment(cfg: DictConfig) -> AugmentPolicy | None:
+    """``data.augment`` (an AugmentPolicy for real training crops), or None when off."""
+    node = cfg.data.get("augment")
+    if not node:
+        return None
+    policy = instantiate(node)
+    if not isinstance(policy, AugmentPolicy):
+        raise TypeError(f"data.augment must build an AugmentPolicy, got {type(policy).__name__}")
+    log.info("training crops (LMDB, folders) augmented: %s", policy)
+    return policy
+
+
 def build_train_dataset(cfg: DictConfig, charset: Charset) -> tuple[Dataset, bool]:
     """LMDB or labelled-folder roots when configured, else the synthetic renderer; also
-    whether to shuffle."""
+    whether to shuffle. ``data.augment`` applies to the roots' crops, never to validation."""
     transform = build_transform(cfg)
+    augment = build_augment(cfg)
     if cfg.data.get("train_sources"):  # several sources mixed by ratio; see data/mixing.py
         wrap = lambda dataset: shuffle_labels(dataset, cfg)  # noqa: E731
         sources = cfg.data.train_sources
         length = cfg.data.max_label_length
-        return build_mixed_dataset(sources, cfg.data.synth, charset, length, transform, wrap), True
+        mixed = build_mixed_dataset(
+            sources, cfg.data.synth, charset, length, transform, wrap, augment, cfg.seed
+        )
+        return mixed, True
     roots = list(cfg.data.train_roots or [])
     if roots:
         try:
-            dataset = open_training_roots(roots, charset, cfg.data.max_label_length, transform)
+            dataset = open_training_roots(
+                roots, charset, cfg.data.max_label_length, transform, augment, cfg.seed
+            )
         except FileNotFoundError as error:
             raise FileNotFoundError(f"data.train_roots: {error}") from None
         return shuffle_labels(dataset, cfg), True

@@ -652,8 +652,10 @@ def _counts(counter: Counter) -> str:
 
 
 def _index_stats(dataset) -> list:
-    """SourceStats of an LMDB or labelled-folder dataset, through label shuffling and concats."""
-    dataset = getattr(dataset, "dataset", dataset)  # ShuffledLabels
+    """SourceStats of an LMDB or labelled-folder dataset, through wrappers (label shuffling,
+    augmentation) and concats."""
+    if hasattr(dataset, "dataset"):  # ShuffledLabels, AugmentedDataset
+        return _index_stats(dataset.dataset)
     if isinstance(dataset, ConcatDataset):
         return [stats for part in dataset.datasets for stats in _index_stats(part)]
     stats = getattr(dataset, "stats", None)
