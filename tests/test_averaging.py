@@ -98,3 +98,26 @@ def test_resume_restores_the_average_exactly(tiny_config, tmp_path, setting):
         assert a[key].keys() == b[key].keys()
         for name in a[key]:
             assert torch.equal(a[key][name], b[key][name]), (key, name)
+
+
+def test_budget_probe_undoes_the_average(tiny_config, tmp_path):
+    """The probe's steps (whole accumulated steps, the average updated to time it) leave the
+    weights and the average as they were; the planned run then starts from them."""
+    cfg = tiny_config(
+        "trainer.ema=0.9",
+        "trainer.accumulate=2",
+        "trainer.budget_minutes=0.5",
+        "trainer.budget_warmup_steps=1",
+        "trainer.budget_probe_steps=2",
+    )
+    trainer = Trainer(cfg, tmp_path)
+    before = {k: v.clone() for k, v in trainer.average.state_dict().items()}
+    raw = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    calls = []
+    step = trainer.train_step
+    trainer.train_step = lambda batches: calls.append(len(batches)) or step(batches)
+    trainer._plan_budget()
+    assert calls == [2, 2, 2] and trainer.average.count == 0
+    after = trainer.average.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(torch.equal(raw[k], v) for k, v in trainer.model.state_dict().items())

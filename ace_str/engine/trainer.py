@@ -272,6 +272,12 @@ class Trainer:
         while group := list(islice(batches, self.accumulate)):
             yield group
 
+    def step_inputs(self, loader: Iterable) -> Iterator[Batch | list[Batch]]:
+        """What each ``train_step`` takes, from a loader's non-empty batches: one batch, or
+        the ``trainer.accumulate`` batches of one optimizer step."""
+        for group in self._groups(batch for batch in loader if batch is not None):
+            yield group[0] if len(group) == 1 else group
+
     def fit(self) -> dict[str, float]:
         self.resume()
         if not self._planned:
@@ -396,13 +402,12 @@ class Trainer:
             self.dist.rank,
             self.dist.world_size,
         )
-        # whole optimizer steps: trainer.accumulate batches each
-        steps = self._groups(b for b in loader if b is not None)
+        steps = self.step_inputs(loader)  # whole optimizer steps: trainer.accumulate batches
         self.model.train()
         self._probing = True  # averages every probe step, to time the update
         try:
             costs = budget.measure_costs(
-                (group[0] if len(group) == 1 else group for group in steps),
+                steps,
                 self.train_step,
                 self._time_validation,
                 lambda: torch.save(self.state_dict(), io.BytesIO()),
