@@ -448,17 +448,22 @@ class Trainer:
         if not self.dist.is_main:
             return
         for dataset in self.val_sets.values():
-            loader = builders.eval_loader(
-                dataset, self.charset, self.cfg.data.batch_size, self.cfg.data.num_workers
-            )
-            evaluate_batches(
-                self.inference_model,
-                loader,
-                self.charset,
-                self.device,
-                protocol="exact",
-                keep_images=self.tcfg.val_images,
-            )
+            self._score(dataset)
+
+    def _score(self, dataset):
+        """One validation set read by the weights validation uses; labels were normalised by
+        the run's charset when loaded, so they are compared as they are."""
+        loader = builders.eval_loader(
+            dataset, self.charset, self.cfg.data.batch_size, self.cfg.data.num_workers
+        )
+        return evaluate_batches(
+            self.inference_model,
+            loader,
+            self.charset,
+            self.device,
+            protocol="exact",
+            keep_images=self.tcfg.val_images,
+        )
 
     def _account(self, batch) -> None:
         """Count what loading this batch skipped (records come from the workers inside the
@@ -593,18 +598,7 @@ class Trainer:
         results: dict[str, float] = {}
         monitored = None
         for name, dataset in self.val_sets.items():
-            loader = builders.eval_loader(
-                dataset, self.charset, self.cfg.data.batch_size, self.cfg.data.num_workers
-            )
-            # labels were normalised by the run's charset when loaded: compare them as they are
-            result = evaluate_batches(
-                self.inference_model,
-                loader,
-                self.charset,
-                self.device,
-                protocol="exact",
-                keep_images=self.tcfg.val_images,
-            )
+            result = self._score(dataset)
             summary = result.totals.summary()
             for metric in VAL_METRICS:
                 writer.add_scalar(f"val/{name}/{metric}", summary[metric], self.step)
