@@ -6,6 +6,7 @@ from ace_str.models.decoding import (
     ace_greedy_decode,
     ace_mass_decode,
     ace_peak_decode,
+    ace_segment_decode,
     ctc_greedy_decode,
     flatten_2d,
 )
@@ -146,7 +147,7 @@ def test_ace_head_switches_decoder_and_refuses_unknown_ones():
     assert head.decode(soft_frames([{3: 0.6}, {3: 0.55}]))[0] == [[3]]
     head.use_decoder("mass")
     assert head.decode(soft_frames([{3: 0.3}, {3: 0.3}, {}]))[0] == [[3]]
-    assert set(head.decoders) == {"greedy", "count", "peaks", "mass"}
+    assert set(head.decoders) == {"greedy", "count", "peaks", "mass", "segment"}
     with pytest.raises(ValueError, match="ACE decoder must be one of"):
         head.use_decoder("beam")
 
@@ -175,3 +176,53 @@ def test_2d_order_is_column_by_column_top_to_bottom():
     assert flatten_2d(logits).shape == (1, 6, 6)
     with pytest.raises(ValueError, match="read order"):
         flatten_2d(logits, "diagonal")
+
+
+def test_segment_decoding_equals_greedy_on_peaky_frames():
+    """Clear one-frame characters, a double letter among them: one segment per letter frame."""
+    logits = one_hot_logits([0, 3, 0, 4, 4, 0, 2])
+    seqs, conf = ace_segment_decode(logits)
+    assert seqs == ace_greedy_decode(logits)[0] == [[3, 4, 4, 2]]
+    assert 0.99 < float(conf[0]) <= 1.0
+
+
+def test_segment_decoding_keeps_a_letter_split_between_look_alikes():
+    """'o' 0.45 / 'a' 0.4 in one frame: each class rounds to nothing, so the mass reading loses
+    the letter; its letter mass is 0.85, one segment, read as the stronger class."""
+    logits = soft_frames([{2: 0.9}, {3: 0.45, 4: 0.4}, {}, {5: 0.95}])
+    assert ace_mass_decode(logits)[0] == [[2, 5]]
+    seqs, conf = ace_segment_decode(logits)
+    assert seqs == [[2, 3, 5]]
+    # running letter mass 0.9 | 1.75 | 2.7: segment 1 is frame 0 (0.9 of class 2) and a little
+    # of frame 1; segment 2 holds 0.75 of frame 1's 0.85 (class 3: 0.45 * 0.75 / 0.85) and 0.25
+    # of frame 3's; segment 3 the remaining 0.7 of class 5: the product of the winners
+    assert float(conf[0]) == pytest.approx(0.9 * (0.45 * 0.75 / 0.85) * 0.7, rel=1e-3)
+
+
+def test_segment_decoding_reads_spread_letters_and_double_letters():
+    """Each letter as 0.25 in four frames: two segments; a mass of 2 over six frames: "ll"."""
+    spread = soft_frames([{2: 0.25}] * 4 + [{3: 0.25}] * 4)
+    assert ace_greedy_decode(spread)[0] == [[]]
+    assert ace_segment_decode(spread)[0] == [[2, 3]]
+    double = soft_frames([{4: 1 / 3}] * 6 + [{2: 0.9}])
+    assert ace_segment_decode(double)[0] == [[4, 4, 2]]
+
+
+def test_segment_decoding_of_faint_and_empty_frames():
+    """Letter mass under one half reads as nothing, with the mean blank probability as the
+    confidence; a batch mixes empty and non-empty readings."""
+    faint = soft_frames([{2: 0.2}, {3: 0.2}, {}])
+    clear = soft_frames([{2: 0.97}, {}, {3: 0.98}])
+    seqs, conf = ace_segment_decode(torch.cat([faint, clear]))
+    assert seqs == [[], [2, 3]]
+    assert float(conf[0]) == pytest.approx((0.8 + 0.8 + 1.0) / 3, abs=1e-3)
+
+
+def test_segment_decoding_reads_2d_maps_in_column_order():
+    """A (1, 2, 3, C) map: the letter in column 0's lower cell comes before column 2's upper."""
+    probs = torch.full((1, 2, 3, 6), 1e-6)
+    probs[..., 0] = 1.0
+    probs[0, 1, 0, 0], probs[0, 1, 0, 4] = 1e-6, 1.0
+    probs[0, 0, 2, 0], probs[0, 0, 2, 2] = 1e-6, 1.0
+    assert ace_segment_decode(probs.log())[0] == [[4, 2]]
+    assert ace_segment_decode(probs.log(), order="row")[0] == [[2, 4]]

@@ -11,18 +11,22 @@ from ace_str.models.decoding import (
     ace_greedy_decode,
     ace_mass_decode,
     ace_peak_decode,
+    ace_segment_decode,
 )
 from ace_str.models.heads.base import Head
 
 # greedy: argmax per frame, blanks dropped, repeats kept; count: the same, with adjacent repeats
 # dropped where they exceed ACE's own count of the class (decoding.ace_count_decode); peaks:
 # each class as often as its summed probability says, at its strongest cells (ace_peak_decode);
-# mass: as often, each at the middle of its share of the mass in reading order (ace_mass_decode)
+# mass: as often, each at the middle of its share of the mass in reading order (ace_mass_decode);
+# segment: as many letters as the total letter mass, each named by the class with the most mass
+# in its unit of the running letter mass (ace_segment_decode)
 DECODERS = {
     "greedy": ace_greedy_decode,
     "count": ace_count_decode,
     "peaks": ace_peak_decode,
     "mass": ace_mass_decode,
+    "segment": ace_segment_decode,
 }
 
 
