@@ -210,18 +210,32 @@ def _draw(canvas: Image.Image, draws: list[tuple[int, int, _Glyphs]]) -> None:
         core.draw_bitmap((x + dx, y + dy), mask, 255)
 
 
-def _luminance(rgb: tuple[int, int, int]) -> float:
-    def channel(c: int) -> float:
-        c /= 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+def _channel_luminance(c: int) -> float:
+    c /= 255
+    return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
 
-    r, g, b = map(channel, rgb)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+# Linearised value of each 8-bit level (keys compare equal to ints, floats and numpy numbers of
+# that value): the colour draws call contrast_ratio about ten times a sample, and the table
+# holds the very floats the formula gives.
+_CHANNEL_LUMINANCE = {c: _channel_luminance(c) for c in range(256)}
+
+
+def _luminance(rgb: tuple[int, int, int]) -> float:
+    r, g, b = rgb
+    table = _CHANNEL_LUMINANCE
+    try:
+        return 0.2126 * table[r] + 0.7152 * table[g] + 0.0722 * table[b]
+    except KeyError:
+        r, g, b = map(_channel_luminance, rgb)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
 def contrast_ratio(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
     """WCAG contrast ratio, 1 (identical luminance) to 21 (black on white)."""
-    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    la, lb = _luminance(a), _luminance(b)
+    if la < lb:
+        la, lb = lb, la
     return (la + 0.05) / (lb + 0.05)
 
 
@@ -282,8 +296,10 @@ def _background(
             horizontal = rng.random() < 0.7
             axis = np.linspace(0.0, 1.0, w if horizontal else h, dtype=np.float32)
             ramp = (1 - axis)[:, None] * np.array(base) + axis[:, None] * np.array(far)
+            # One row (or column) is cast, then repeated: the same bytes as casting it all.
+            ramp = ramp.astype(np.uint8)
             ramp = ramp[None, :, :] if horizontal else ramp[:, None, :]
-            pixels = np.broadcast_to(ramp, (h, w, 3)).astype(np.uint8)
+            pixels = np.ascontiguousarray(np.broadcast_to(ramp, (h, w, 3)))
             return Image.fromarray(pixels, "RGB")
     elif kind == "noise":
         # Smooth blotches: upscale a coarse random grid, like stains or uneven lighting.
@@ -295,8 +311,9 @@ def _background(
         offsets = Image.fromarray((coarse + 128).astype(np.uint8), "RGB").resize(
             size, Image.Resampling.BILINEAR
         )
-        pixels = np.asarray(offsets, dtype=np.int16) - 128 + np.array(base, dtype=np.int16)
-        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+        # offset - 128 + base, clipped to 0..255, as one lookup table per channel.
+        table = [min(255, max(0, v - 128 + c)) for c in base for v in range(256)]
+        return offsets.point(table)
     elif kind == "texture":
         return _texture(rng, size, base, cfg.background_variation)
     elif kind == "stripes":
@@ -312,6 +329,15 @@ def _background(
 
 def _to_image(pixels: np.ndarray) -> Image.Image:
     return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+
+
+def _grid(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column coordinates as float32 (h, 1) and (1, w): they broadcast to the values
+    of ``np.mgrid[0:h, 0:w].astype(np.float32)`` element by element, without two full grids."""
+    return (
+        np.arange(h, dtype=np.float32)[:, None],
+        np.arange(w, dtype=np.float32)[None, :],
+    )
 
 
 def _smooth_field(np_rng: np.random.Generator, size: tuple[int, int], cells: tuple[int, int]):
@@ -350,7 +376,7 @@ def _stripes(
         angle = rng.uniform(0, math.pi)
     period = rng.uniform(0.15, 1.0) * h
     phase, hard, duty = rng.random(), rng.random() < 0.5, rng.uniform(0.08, 0.5)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ys, xs = _grid(w, h)
     t = ((xs * math.cos(angle) + ys * math.sin(angle)) / period + phase) % 1.0
     share = (t < duty).astype(np.float32) if hard else 0.5 + 0.5 * np.sin(2 * np.pi * t)
     pixels = (1 - share[..., None]) * np.array(base) + share[..., None] * np.array(far)
@@ -367,7 +393,7 @@ def _blocks(
     w, h = size
     angle = rng.choice((0.0, math.pi / 2, math.pi, 1.5 * math.pi)) + rng.uniform(-0.3, 0.3)
     cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ys, xs = _grid(w, h)
     share = np.clip((xs - cx) * math.cos(angle) + (ys - cy) * math.sin(angle) + 0.5, 0, 1)
     pixels = (1 - share[..., None]) * np.array(base) + share[..., None] * np.array(second)
     return _to_image(pixels)
@@ -436,7 +462,7 @@ def _shade(image: Image.Image, rng: random.Random, cfg: RenderConfig) -> Image.I
     """Uneven light: a linear or radial falloff that darkens, or as glare washes out."""
     w, h = image.size
     strength = rng.uniform(*cfg.shading_strength)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ys, xs = _grid(w, h)
     if rng.random() < 0.5:
         angle = rng.uniform(0, 2 * math.pi)
         ramp = xs * math.cos(angle) + ys * math.sin(angle)
@@ -646,8 +672,9 @@ def render_word(
     if rng.random() < cfg.noise_prob:
         np_rng = np.random.default_rng(rng.getrandbits(64))
         noise = np_rng.normal(0.0, rng.uniform(*cfg.noise_sigma), (image.height, image.width, 1))
-        pixels = np.asarray(image, dtype=np.float32) + noise.astype(np.float32)
-        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+        pixels = np.asarray(image, dtype=np.float32)
+        pixels += noise.astype(np.float32)
+        image = Image.fromarray(np.clip(pixels, 0, 255, out=pixels).astype(np.uint8), "RGB")
     if cfg.jpeg_prob > 0 and rng.random() < cfg.jpeg_prob:
         image = _jpeg(image, rng.randint(*cfg.jpeg_quality))
     if cfg.height is not None and image.height != cfg.height:
