@@ -129,8 +129,9 @@ class ResizeNormalize:
         """
         if image.size != (width, height):
             image = image.resize((width, height), _RESAMPLE[self.interpolation])
-        pixels = torch.from_numpy(_UNIT[np.asarray(image)])
-        return pixels.unsqueeze(0) if pixels.ndim == 2 else pixels.permute(2, 0, 1)
+        pixels = np.asarray(image)
+        pixels = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+        return torch.from_numpy(_UNIT[pixels])
 
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = to_8bit(image, self.channels)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 # New kinds go at the end: the choice among kinds with positive weight keeps its draws.
 BACKGROUNDS = ("flat", "gradient", "noise", "texture", "stripes", "blocks")
@@ -198,6 +198,19 @@ def _glyphs(font: ImageFont.FreeTypeFont, text: str, stroke: int = 0) -> _Glyphs
     )
 
 
+class _Layouts(dict):
+    """The glyphs of each (text, stroke) drawn in one word, laid out once: a neighbour's box and
+    its mask come from one call, the text's fill reuses its outline's layout at stroke 0."""
+
+    def __init__(self, font: ImageFont.FreeTypeFont) -> None:
+        super().__init__()
+        self.font = font
+
+    def __missing__(self, key: tuple[str, int]) -> _Glyphs:
+        glyphs = self[key] = _glyphs(self.font, *key)
+        return glyphs
+
+
 def _box(glyphs: _Glyphs) -> tuple[int, int, int, int]:
     mask, (left, top) = glyphs
     return left, top, left + mask.size[0], top + mask.size[1]
@@ -294,7 +307,7 @@ def _background(
         if contrast_ratio(text, far) >= cfg.min_contrast:
             w, h = size
             horizontal = rng.random() < 0.7
-            axis = np.linspace(0.0, 1.0, w if horizontal else h, dtype=np.float32)
+            axis = _unit_ramp(w if horizontal else h)
             ramp = (1 - axis)[:, None] * np.array(base) + axis[:, None] * np.array(far)
             # One row (or column) is cast, then repeated: the same bytes as casting it all.
             ramp = ramp.astype(np.uint8)
@@ -311,9 +324,9 @@ def _background(
         offsets = Image.fromarray((coarse + 128).astype(np.uint8), "RGB").resize(
             size, Image.Resampling.BILINEAR
         )
-        # offset - 128 + base, clipped to 0..255, as one lookup table per channel.
-        table = [min(255, max(0, v - 128 + c)) for c in base for v in range(256)]
-        return offsets.point(table)
+        # Pillow's integer add gives offset - 128 + base clipped to 0..255, the pixels of the
+        # int16 numpy sum, without four full-size arrays.
+        return ImageChops.add(offsets, Image.new("RGB", size, base), 1.0, -128)
     elif kind == "texture":
         return _texture(rng, size, base, cfg.background_variation)
     elif kind == "stripes":
@@ -327,8 +340,18 @@ def _background(
     return Image.new("RGB", size, base)
 
 
+@functools.lru_cache(maxsize=4096)
+def _unit_ramp(n: int) -> np.ndarray:
+    """``np.linspace(0, 1, n)`` in float32, read-only and cached: numpy's linspace costs more
+    than the arithmetic on the ramp it makes."""
+    ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    ramp.flags.writeable = False
+    return ramp
+
+
 def _to_image(pixels: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    """Clip in place (callers hand over a fresh array) and cast, as ``np.clip`` then astype."""
+    return Image.fromarray(np.clip(pixels, 0, 255, out=pixels).astype(np.uint8), "RGB")
 
 
 def _grid(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
@@ -358,8 +381,11 @@ def _texture(
     )
     light = light + 0.15 * np_rng.standard_normal((h, w), dtype=np.float32)
     tint = _smooth_field(np_rng, size, (2, 4))[..., None] * np_rng.normal(0, 0.1, 3)
-    pixels = np.array(base, dtype=np.float32) + variation * (light[..., None] + tint)
-    return _to_image(pixels)
+    # base + variation * (light + tint), in place on the float64 tint: the same sums.
+    tint += light[..., None]
+    tint *= variation
+    tint += np.array(base, dtype=np.float32)
+    return _to_image(tint)
 
 
 def _stripes(
@@ -427,7 +453,7 @@ def _text_fill(
     far = np.array(_jitter(rng, text, variation), dtype=np.float32)
     if rng.random() < 0.5:
         horizontal = rng.random() < 0.5
-        axis = np.linspace(0.0, 1.0, w if horizontal else h, dtype=np.float32)
+        axis = _unit_ramp(w if horizontal else h)
         share = np.broadcast_to(axis[None, :] if horizontal else axis[:, None], (h, w))
     else:
         np_rng = np.random.default_rng(rng.getrandbits(64))
@@ -453,7 +479,8 @@ def _shadow(
     if radius >= 0.3:
         shadow = shadow.filter(ImageFilter.GaussianBlur(radius))
     opacity = rng.uniform(*cfg.shadow_opacity)
-    shadow = shadow.point([round(v * opacity) for v in range(256)])
+    # numpy rounds half to even like round(), on the same float64 products.
+    shadow = shadow.point(np.round(np.arange(256) * opacity).astype(np.int64).tolist())
     darkness = rng.uniform(0.0, 0.5)
     image.paste(tuple(round(c * darkness) for c in base), (0, 0), shadow)
 
@@ -471,11 +498,13 @@ def _shade(image: Image.Image, rng: random.Random, cfg: RenderConfig) -> Image.I
         cx, cy, radius = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.5, 1.5) * max(w, h)
         falloff = np.clip(np.hypot(xs - cx, ys - cy) / radius, 0, 1)
     keep = (1 - strength * falloff)[..., None]
-    pixels = np.asarray(image, dtype=np.float32)
-    if rng.random() < 0.3:  # glare: pushed towards white instead of black
-        pixels = 255 - (255 - pixels) * keep
+    pixels = np.asarray(image, dtype=np.float32)  # a fresh array: the steps below work in place
+    if rng.random() < 0.3:  # glare: pushed towards white instead of black, 255 - (255 - p) * k
+        np.subtract(255, pixels, out=pixels)
+        pixels *= keep
+        np.subtract(255, pixels, out=pixels)
     else:
-        pixels = pixels * keep
+        pixels *= keep
     return _to_image(pixels)
 
 
@@ -492,7 +521,7 @@ def _jpeg(image: Image.Image, quality: int) -> Image.Image:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)
-    with Image.open(buffer) as decoded:
+    with Image.open(buffer, formats=("JPEG",)) as decoded:
         return decoded.convert("RGB")
 
 
@@ -556,6 +585,7 @@ def _neighbours(
     box: tuple[int, int, int, int],
     pads: list[int],
     pool: str,
+    layouts: _Layouts,
 ) -> list[tuple[int, int, str]]:
     """Text beside the word, cut by the crop: sets ``pads`` (l, t, r, b) for the sides it
     takes and returns ``(dx, dy, text)`` draws relative to the word's own draw position."""
@@ -568,7 +598,8 @@ def _neighbours(
         visible = rng.uniform(*cfg.neighbour_visible) * size
         if side in ("left", "right"):
             text = _fragment(rng, pool, rng.randint(*cfg.neighbour_chars))
-            f_left, _, f_right, _ = font.font.getbbox(text, stroke_width=stroke)
+            # The box of its outlined glyphs, as ``getbbox(text, stroke_width=stroke)`` gives.
+            f_left, _, f_right, _ = _box(layouts[text, stroke])
             gap = rng.uniform(*cfg.neighbour_gap) * size
             visible = min(visible, 0.7 * (f_right - f_left))
             if side == "left":
@@ -609,8 +640,9 @@ def render_word(
     stroke = 0
     if cfg.outline_prob > 0 and rng.random() < cfg.outline_prob:
         stroke = max(1, round(rng.uniform(*cfg.outline_width) * size))
-    glyphs = _glyphs(loaded.font, text)
-    stroked = _glyphs(loaded.font, text, stroke) if stroke else glyphs
+    layouts = _Layouts(loaded.font)
+    glyphs = layouts[text, 0]
+    stroked = layouts[text, stroke]
     left, top, right, bottom = _box(stroked)
     # At least cap height to baseline, so "ace" keeps its x-height look instead of filling
     # the crop like "ACE" would.
@@ -621,17 +653,18 @@ def render_word(
     extras: list[tuple[int, int, str]] = []
     if cfg.neighbour_prob > 0 and rng.random() < cfg.neighbour_prob:
         pool = "".join(ch for ch in (symbols or text) if not ch.isspace()) or text
-        extras = _neighbours(rng, cfg, loaded, size, stroke, (left, top, right, bottom), pads, pool)
+        box = (left, top, right, bottom)
+        extras = _neighbours(rng, cfg, loaded, size, stroke, box, pads, pool, layouts)
     pad_l, pad_t, pad_r, pad_b = pads
     canvas = (max(1, right - left + pad_l + pad_r), max(1, bottom - top + pad_t + pad_b))
     x, y = pad_l - left, pad_t - top
     extras_at = [(x + dx, y + dy, extra) for dx, dy, extra in extras]
     mask = Image.new("L", canvas, 0)
-    _draw(mask, [(x, y, glyphs), *((a, b, _glyphs(loaded.font, e)) for a, b, e in extras_at)])
+    _draw(mask, [(x, y, glyphs), *((a, b, layouts[e, 0]) for a, b, e in extras_at)])
     if stroke:
         # Fill and outline masks travel through the geometry together as two bands.
         outline = Image.new("L", canvas, 0)
-        pieces = ((a, b, _glyphs(loaded.font, e, stroke)) for a, b, e in extras_at)
+        pieces = ((a, b, layouts[e, stroke]) for a, b, e in extras_at)
         _draw(outline, [(x, y, stroked), *pieces])
         mask = Image.merge("RGB", (mask, outline, outline))
 
