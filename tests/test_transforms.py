@@ -60,3 +60,28 @@ def test_bad_arguments() -> None:
         ResizeNormalize(channels=2)
     with pytest.raises(ValueError):
         ResizeNormalize(interpolation="cubicle")
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+@pytest.mark.parametrize("interpolation", ["nearest", "bilinear", "bicubic", "lanczos"])
+def test_matches_torchvision_pipeline(channels: int, interpolation: str) -> None:
+    """The table lookup gives bit for bit the tensor of torchvision's resize, to_dtype and
+    normalize, for every 8-bit value."""
+    from torchvision.transforms.v2 import functional as F
+
+    from ace_str.data.transforms import INTERPOLATIONS
+
+    rng = np.random.default_rng(0)
+    pixels = np.concatenate([np.arange(256), rng.integers(0, 256, 37 * 53 * 3 - 256)])
+    mode = "L" if channels == 1 else "RGB"
+    shape = (37, 53 * 3) if channels == 1 else (37, 53, 3)
+    image = Image.fromarray(pixels[: np.prod(shape)].reshape(shape).astype(np.uint8), mode)
+    transform = ResizeNormalize(32, 100, channels=channels, interpolation=interpolation)
+    for size in (image.size, (100, 32)):
+        resized = F.resize(
+            image, [size[1], size[0]], interpolation=INTERPOLATIONS[interpolation], antialias=True
+        )
+        expected = F.to_dtype(F.to_image(resized), torch.float32, scale=True)
+        expected = F.normalize(expected, mean=[0.5] * channels, std=[0.5] * channels)
+        got = transform.resize_to_tensor(image, size[1], size[0])
+        assert got.shape == expected.shape and torch.equal(got, expected.as_subclass(torch.Tensor))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageChops, ImageDraw, ImageFilter, ImageFont
 
 # New kinds go at the end: the choice among kinds with positive weight keeps its draws.
 BACKGROUNDS = ("flat", "gradient", "noise", "texture", "stripes", "blocks")
@@ -198,6 +198,19 @@ def _glyphs(font: ImageFont.FreeTypeFont, text: str, stroke: int = 0) -> _Glyphs
     )
 
 
+class _Layouts(dict):
+    """The glyphs of each (text, stroke) drawn in one word, laid out once: a neighbour's box and
+    its mask come from one call, the text's fill reuses its outline's layout at stroke 0."""
+
+    def __init__(self, font: ImageFont.FreeTypeFont) -> None:
+        super().__init__()
+        self.font = font
+
+    def __missing__(self, key: tuple[str, int]) -> _Glyphs:
+        glyphs = self[key] = _glyphs(self.font, *key)
+        return glyphs
+
+
 def _box(glyphs: _Glyphs) -> tuple[int, int, int, int]:
     mask, (left, top) = glyphs
     return left, top, left + mask.size[0], top + mask.size[1]
@@ -210,18 +223,32 @@ def _draw(canvas: Image.Image, draws: list[tuple[int, int, _Glyphs]]) -> None:
         core.draw_bitmap((x + dx, y + dy), mask, 255)
 
 
-def _luminance(rgb: tuple[int, int, int]) -> float:
-    def channel(c: int) -> float:
-        c /= 255
-        return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
+def _channel_luminance(c: int) -> float:
+    c /= 255
+    return c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4
 
-    r, g, b = map(channel, rgb)
-    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+# Linearised value of each 8-bit level (keys compare equal to ints, floats and numpy numbers of
+# that value): the colour draws call contrast_ratio about ten times a sample, and the table
+# holds the very floats the formula gives.
+_CHANNEL_LUMINANCE = {c: _channel_luminance(c) for c in range(256)}
+
+
+def _luminance(rgb: tuple[int, int, int]) -> float:
+    r, g, b = rgb
+    table = _CHANNEL_LUMINANCE
+    try:
+        return 0.2126 * table[r] + 0.7152 * table[g] + 0.0722 * table[b]
+    except KeyError:
+        r, g, b = map(_channel_luminance, rgb)
+        return 0.2126 * r + 0.7152 * g + 0.0722 * b
 
 
 def contrast_ratio(a: tuple[int, int, int], b: tuple[int, int, int]) -> float:
     """WCAG contrast ratio, 1 (identical luminance) to 21 (black on white)."""
-    la, lb = sorted((_luminance(a), _luminance(b)), reverse=True)
+    la, lb = _luminance(a), _luminance(b)
+    if la < lb:
+        la, lb = lb, la
     return (la + 0.05) / (lb + 0.05)
 
 
@@ -280,10 +307,12 @@ def _background(
         if contrast_ratio(text, far) >= cfg.min_contrast:
             w, h = size
             horizontal = rng.random() < 0.7
-            axis = np.linspace(0.0, 1.0, w if horizontal else h, dtype=np.float32)
+            axis = _unit_ramp(w if horizontal else h)
             ramp = (1 - axis)[:, None] * np.array(base) + axis[:, None] * np.array(far)
+            # One row (or column) is cast, then repeated: the same bytes as casting it all.
+            ramp = ramp.astype(np.uint8)
             ramp = ramp[None, :, :] if horizontal else ramp[:, None, :]
-            pixels = np.broadcast_to(ramp, (h, w, 3)).astype(np.uint8)
+            pixels = np.ascontiguousarray(np.broadcast_to(ramp, (h, w, 3)))
             return Image.fromarray(pixels, "RGB")
     elif kind == "noise":
         # Smooth blotches: upscale a coarse random grid, like stains or uneven lighting.
@@ -295,8 +324,9 @@ def _background(
         offsets = Image.fromarray((coarse + 128).astype(np.uint8), "RGB").resize(
             size, Image.Resampling.BILINEAR
         )
-        pixels = np.asarray(offsets, dtype=np.int16) - 128 + np.array(base, dtype=np.int16)
-        return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+        # Pillow's integer add gives offset - 128 + base clipped to 0..255, the pixels of the
+        # int16 numpy sum, without four full-size arrays.
+        return ImageChops.add(offsets, Image.new("RGB", size, base), 1.0, -128)
     elif kind == "texture":
         return _texture(rng, size, base, cfg.background_variation)
     elif kind == "stripes":
@@ -310,8 +340,27 @@ def _background(
     return Image.new("RGB", size, base)
 
 
+@functools.lru_cache(maxsize=4096)
+def _unit_ramp(n: int) -> np.ndarray:
+    """``np.linspace(0, 1, n)`` in float32, read-only and cached: numpy's linspace costs more
+    than the arithmetic on the ramp it makes."""
+    ramp = np.linspace(0.0, 1.0, n, dtype=np.float32)
+    ramp.flags.writeable = False
+    return ramp
+
+
 def _to_image(pixels: np.ndarray) -> Image.Image:
-    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+    """Clip in place (callers hand over a fresh array) and cast, as ``np.clip`` then astype."""
+    return Image.fromarray(np.clip(pixels, 0, 255, out=pixels).astype(np.uint8), "RGB")
+
+
+def _grid(w: int, h: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row and column coordinates as float32 (h, 1) and (1, w): they broadcast to the values
+    of ``np.mgrid[0:h, 0:w].astype(np.float32)`` element by element, without two full grids."""
+    return (
+        np.arange(h, dtype=np.float32)[:, None],
+        np.arange(w, dtype=np.float32)[None, :],
+    )
 
 
 def _smooth_field(np_rng: np.random.Generator, size: tuple[int, int], cells: tuple[int, int]):
@@ -332,8 +381,11 @@ def _texture(
     )
     light = light + 0.15 * np_rng.standard_normal((h, w), dtype=np.float32)
     tint = _smooth_field(np_rng, size, (2, 4))[..., None] * np_rng.normal(0, 0.1, 3)
-    pixels = np.array(base, dtype=np.float32) + variation * (light[..., None] + tint)
-    return _to_image(pixels)
+    # base + variation * (light + tint), in place on the float64 tint: the same sums.
+    tint += light[..., None]
+    tint *= variation
+    tint += np.array(base, dtype=np.float32)
+    return _to_image(tint)
 
 
 def _stripes(
@@ -350,7 +402,7 @@ def _stripes(
         angle = rng.uniform(0, math.pi)
     period = rng.uniform(0.15, 1.0) * h
     phase, hard, duty = rng.random(), rng.random() < 0.5, rng.uniform(0.08, 0.5)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ys, xs = _grid(w, h)
     t = ((xs * math.cos(angle) + ys * math.sin(angle)) / period + phase) % 1.0
     share = (t < duty).astype(np.float32) if hard else 0.5 + 0.5 * np.sin(2 * np.pi * t)
     pixels = (1 - share[..., None]) * np.array(base) + share[..., None] * np.array(far)
@@ -367,7 +419,7 @@ def _blocks(
     w, h = size
     angle = rng.choice((0.0, math.pi / 2, math.pi, 1.5 * math.pi)) + rng.uniform(-0.3, 0.3)
     cx, cy = rng.uniform(0, w), rng.uniform(0, h)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ys, xs = _grid(w, h)
     share = np.clip((xs - cx) * math.cos(angle) + (ys - cy) * math.sin(angle) + 0.5, 0, 1)
     pixels = (1 - share[..., None]) * np.array(base) + share[..., None] * np.array(second)
     return _to_image(pixels)
@@ -401,7 +453,7 @@ def _text_fill(
     far = np.array(_jitter(rng, text, variation), dtype=np.float32)
     if rng.random() < 0.5:
         horizontal = rng.random() < 0.5
-        axis = np.linspace(0.0, 1.0, w if horizontal else h, dtype=np.float32)
+        axis = _unit_ramp(w if horizontal else h)
         share = np.broadcast_to(axis[None, :] if horizontal else axis[:, None], (h, w))
     else:
         np_rng = np.random.default_rng(rng.getrandbits(64))
@@ -427,7 +479,8 @@ def _shadow(
     if radius >= 0.3:
         shadow = shadow.filter(ImageFilter.GaussianBlur(radius))
     opacity = rng.uniform(*cfg.shadow_opacity)
-    shadow = shadow.point([round(v * opacity) for v in range(256)])
+    # numpy rounds half to even like round(), on the same float64 products.
+    shadow = shadow.point(np.round(np.arange(256) * opacity).astype(np.int64).tolist())
     darkness = rng.uniform(0.0, 0.5)
     image.paste(tuple(round(c * darkness) for c in base), (0, 0), shadow)
 
@@ -436,7 +489,7 @@ def _shade(image: Image.Image, rng: random.Random, cfg: RenderConfig) -> Image.I
     """Uneven light: a linear or radial falloff that darkens, or as glare washes out."""
     w, h = image.size
     strength = rng.uniform(*cfg.shading_strength)
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
+    ys, xs = _grid(w, h)
     if rng.random() < 0.5:
         angle = rng.uniform(0, 2 * math.pi)
         ramp = xs * math.cos(angle) + ys * math.sin(angle)
@@ -445,11 +498,13 @@ def _shade(image: Image.Image, rng: random.Random, cfg: RenderConfig) -> Image.I
         cx, cy, radius = rng.uniform(0, w), rng.uniform(0, h), rng.uniform(0.5, 1.5) * max(w, h)
         falloff = np.clip(np.hypot(xs - cx, ys - cy) / radius, 0, 1)
     keep = (1 - strength * falloff)[..., None]
-    pixels = np.asarray(image, dtype=np.float32)
-    if rng.random() < 0.3:  # glare: pushed towards white instead of black
-        pixels = 255 - (255 - pixels) * keep
+    pixels = np.asarray(image, dtype=np.float32)  # a fresh array: the steps below work in place
+    if rng.random() < 0.3:  # glare: pushed towards white instead of black, 255 - (255 - p) * k
+        np.subtract(255, pixels, out=pixels)
+        pixels *= keep
+        np.subtract(255, pixels, out=pixels)
     else:
-        pixels = pixels * keep
+        pixels *= keep
     return _to_image(pixels)
 
 
@@ -466,7 +521,7 @@ def _jpeg(image: Image.Image, quality: int) -> Image.Image:
     buffer = io.BytesIO()
     image.save(buffer, format="JPEG", quality=quality)
     buffer.seek(0)
-    with Image.open(buffer) as decoded:
+    with Image.open(buffer, formats=("JPEG",)) as decoded:
         return decoded.convert("RGB")
 
 
@@ -530,6 +585,7 @@ def _neighbours(
     box: tuple[int, int, int, int],
     pads: list[int],
     pool: str,
+    layouts: _Layouts,
 ) -> list[tuple[int, int, str]]:
     """Text beside the word, cut by the crop: sets ``pads`` (l, t, r, b) for the sides it
     takes and returns ``(dx, dy, text)`` draws relative to the word's own draw position."""
@@ -542,7 +598,8 @@ def _neighbours(
         visible = rng.uniform(*cfg.neighbour_visible) * size
         if side in ("left", "right"):
             text = _fragment(rng, pool, rng.randint(*cfg.neighbour_chars))
-            f_left, _, f_right, _ = font.font.getbbox(text, stroke_width=stroke)
+            # The box of its outlined glyphs, as ``getbbox(text, stroke_width=stroke)`` gives.
+            f_left, _, f_right, _ = _box(layouts[text, stroke])
             gap = rng.uniform(*cfg.neighbour_gap) * size
             visible = min(visible, 0.7 * (f_right - f_left))
             if side == "left":
@@ -583,8 +640,9 @@ def render_word(
     stroke = 0
     if cfg.outline_prob > 0 and rng.random() < cfg.outline_prob:
         stroke = max(1, round(rng.uniform(*cfg.outline_width) * size))
-    glyphs = _glyphs(loaded.font, text)
-    stroked = _glyphs(loaded.font, text, stroke) if stroke else glyphs
+    layouts = _Layouts(loaded.font)
+    glyphs = layouts[text, 0]
+    stroked = layouts[text, stroke]
     left, top, right, bottom = _box(stroked)
     # At least cap height to baseline, so "ace" keeps its x-height look instead of filling
     # the crop like "ACE" would.
@@ -595,17 +653,18 @@ def render_word(
     extras: list[tuple[int, int, str]] = []
     if cfg.neighbour_prob > 0 and rng.random() < cfg.neighbour_prob:
         pool = "".join(ch for ch in (symbols or text) if not ch.isspace()) or text
-        extras = _neighbours(rng, cfg, loaded, size, stroke, (left, top, right, bottom), pads, pool)
+        box = (left, top, right, bottom)
+        extras = _neighbours(rng, cfg, loaded, size, stroke, box, pads, pool, layouts)
     pad_l, pad_t, pad_r, pad_b = pads
     canvas = (max(1, right - left + pad_l + pad_r), max(1, bottom - top + pad_t + pad_b))
     x, y = pad_l - left, pad_t - top
     extras_at = [(x + dx, y + dy, extra) for dx, dy, extra in extras]
     mask = Image.new("L", canvas, 0)
-    _draw(mask, [(x, y, glyphs), *((a, b, _glyphs(loaded.font, e)) for a, b, e in extras_at)])
+    _draw(mask, [(x, y, glyphs), *((a, b, layouts[e, 0]) for a, b, e in extras_at)])
     if stroke:
         # Fill and outline masks travel through the geometry together as two bands.
         outline = Image.new("L", canvas, 0)
-        pieces = ((a, b, _glyphs(loaded.font, e, stroke)) for a, b, e in extras_at)
+        pieces = ((a, b, layouts[e, stroke]) for a, b, e in extras_at)
         _draw(outline, [(x, y, stroked), *pieces])
         mask = Image.merge("RGB", (mask, outline, outline))
 
@@ -646,8 +705,9 @@ def render_word(
     if rng.random() < cfg.noise_prob:
         np_rng = np.random.default_rng(rng.getrandbits(64))
         noise = np_rng.normal(0.0, rng.uniform(*cfg.noise_sigma), (image.height, image.width, 1))
-        pixels = np.asarray(image, dtype=np.float32) + noise.astype(np.float32)
-        image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8), "RGB")
+        pixels = np.asarray(image, dtype=np.float32)
+        pixels += noise.astype(np.float32)
+        image = Image.fromarray(np.clip(pixels, 0, 255, out=pixels).astype(np.uint8), "RGB")
     if cfg.jpeg_prob > 0 and rng.random() < cfg.jpeg_prob:
         image = _jpeg(image, rng.randint(*cfg.jpeg_quality))
     if cfg.height is not None and image.height != cfg.height:
