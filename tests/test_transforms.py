@@ -53,7 +53,22 @@ def test_keep_ratio_pads_right_with_zero() -> None:
     assert torch.all(wide == 1)  # width capped at 100, nothing to pad
 
 
+def test_max_stretch_widens_narrow_crops_up_to_the_factor_then_pads() -> None:
+    """A 2:1 crop (64 px at 32 high) widened 1.5x to 96 px and padded; a 4:1 crop (128 px)
+    fills the canvas as without keep_ratio; factor 1 is plain keep_ratio."""
+    transform = ResizeNormalize(32, 100, keep_ratio=True, max_stretch=1.5)
+    assert transform.resized_width(40, 20) == 96
+    assert transform.resized_width(80, 20) == 100
+    assert transform.resized_width(10, 20) == 24
+    out = transform(Image.new("L", (40, 20), 255))
+    assert torch.all(out[..., :96] == 1) and torch.all(out[..., 96:] == 0)
+    assert ResizeNormalize(32, 100, keep_ratio=True, max_stretch=1.0).resized_width(40, 20) == 64
+    assert ResizeNormalize(32, 100, max_stretch=1.5).resized_width(40, 20) == 100
+
+
 def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="max_stretch"):
+        ResizeNormalize(keep_ratio=True, max_stretch=0.5)
     with pytest.raises(ValueError):
         ResizeNormalize(0, 100)
     with pytest.raises(ValueError):

@@ -50,7 +50,10 @@ class CanvasNormalize(ResizeNormalize):
         counter_checkpoint: str | None = None,
         char_size: float = 24.0,
         interpolation: str = "bilinear",
+        max_stretch: float = 1.0,
     ) -> None:
+        if max_stretch != 1.0:  # the canvas sizes text by its character count, not by a factor
+            raise ValueError(f"CanvasNormalize takes no max_stretch (got {max_stretch})")
         super().__init__(height, width, channels, keep_ratio, interpolation)
         if char_size <= 0:
             raise ValueError(f"char_size must be positive, got {char_size}")

@@ -83,6 +83,11 @@ class ResizeNormalize:
     than black or white because it is neutral for both text polarities and contributes nothing
     to a first convolution but its bias; replicating the last column instead would smear any
     stroke touching the right border into a bar that reads like 'l' or '1'.
+
+    ``max_stretch`` (with ``keep_ratio``) widens a narrow crop by up to that factor before
+    padding: a short word then fills more of the canvas without its letters growing wider than
+    a frame's view, and a crop of at least ``width / max_stretch`` fills it exactly as without
+    ``keep_ratio``.
     """
 
     def __init__(
@@ -92,9 +97,12 @@ class ResizeNormalize:
         channels: int = 1,
         keep_ratio: bool = False,
         interpolation: str = "bilinear",
+        max_stretch: float = 1.0,
     ) -> None:
         if height <= 0 or width <= 0:
             raise ValueError(f"height and width must be positive, got {height}x{width}")
+        if not max_stretch >= 1.0:
+            raise ValueError(f"max_stretch must be at least 1 (no stretch), got {max_stretch}")
         if channels not in (1, 3):
             raise ValueError(f"channels must be 1 or 3, got {channels}")
         if interpolation not in INTERPOLATIONS:
@@ -106,18 +114,20 @@ class ResizeNormalize:
         self.channels = channels
         self.keep_ratio = keep_ratio
         self.interpolation = interpolation
+        self.max_stretch = float(max_stretch)
 
     def __repr__(self) -> str:
         return (
             f"ResizeNormalize(height={self.height}, width={self.width}, channels={self.channels}, "
-            f"keep_ratio={self.keep_ratio}, interpolation={self.interpolation!r})"
+            f"keep_ratio={self.keep_ratio}, interpolation={self.interpolation!r}, "
+            f"max_stretch={self.max_stretch})"
         )
 
     def resized_width(self, image_width: int, image_height: int) -> int:
         """Width of the image content before padding (the full width without keep_ratio)."""
         if not self.keep_ratio:
             return self.width
-        scaled = round(image_width * self.height / max(1, image_height))
+        scaled = round(image_width * self.height * self.max_stretch / max(1, image_height))
         return max(1, min(self.width, scaled))
 
     def resize_to_tensor(self, image: Image.Image, height: int, width: int) -> torch.Tensor:
