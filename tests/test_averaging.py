@@ -5,6 +5,7 @@ import pytest
 import torch
 from torch import nn
 
+from ace_str.engine import budget
 from ace_str.engine.averaging import WeightAverage
 from ace_str.engine.checkpoint import load_checkpoint
 from ace_str.engine.trainer import Trainer
@@ -116,7 +117,7 @@ def test_budget_probe_undoes_the_average(tiny_config, tmp_path):
     calls = []
     step = trainer.train_step
     trainer.train_step = lambda batches: calls.append(len(batches)) or step(batches)
-    trainer._plan_budget()
+    budget.plan(trainer)
     assert calls == [2, 2, 2] and trainer.average.count == 0
     after = trainer.average.state_dict()
     assert all(torch.equal(before[k], after[k]) for k in before)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections import Counter
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -22,6 +23,7 @@ from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
 from ace_str.data.collate import record_skip
+from ace_str.data.drops import dropped_at_index
 from ace_str.data.transforms import to_8bit
 
 log = logging.getLogger(__name__)
@@ -81,6 +83,10 @@ class AugmentedDataset(Dataset):
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
+
+    def drop_stats(self) -> Counter:
+        """The wrapped crops' drops at indexing (augmentation drops nothing there)."""
+        return dropped_at_index(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[Any, str] | None:
         sample = self.dataset[index]

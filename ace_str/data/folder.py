@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -117,6 +118,10 @@ class LabelledFolderDataset(Dataset):
     def corrupt(self) -> int:
         """Undecodable images met so far in this process."""
         return self.stats.corrupt
+
+    def drop_stats(self) -> Counter:
+        """Lines dropped while indexing (malformed, missing image, bad label), by reason."""
+        return Counter(self.stats.dropped)
 
     def __getitem__(self, index: int) -> Sample | None:
         path, text = self.samples[index]

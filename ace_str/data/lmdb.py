@@ -228,6 +228,13 @@ class LmdbDataset(Dataset):
         """Undecodable images met so far in this process."""
         return sum(s.corrupt for s in self.stats)
 
+    def drop_stats(self) -> Counter:
+        """Records dropped while indexing (bad labels), by reason, over every LMDB."""
+        dropped: Counter = Counter()
+        for stats in self.stats:
+            dropped.update(stats.dropped)
+        return dropped
+
     def __getitem__(self, index: int) -> Sample | None:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import bisect
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from torch.utils.data import Dataset, Sampler
 
+from ace_str.data.drops import dropped_at_index
 from ace_str.data.sampler import ResumableSampler
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,13 @@ class MixedDataset(Dataset):
 
     def __len__(self) -> int:
         return self._ends[-1]
+
+    def drop_stats(self) -> Counter:
+        """Every source's drops at indexing, summed."""
+        dropped: Counter = Counter()
+        for source in self.sources:
+            dropped.update(dropped_at_index(source))
+        return dropped
 
     def starts(self, total_steps: int) -> list[int]:
         """The step each source joins at in a run of ``total_steps`` steps."""

@@ -4,9 +4,12 @@ order is scrambled should hurt it far less than CTC or attention. Training data 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from typing import Any
 
 from torch.utils.data import Dataset
+
+from ace_str.data.drops import dropped_at_index
 
 
 class ShuffledLabels(Dataset):
@@ -24,6 +27,10 @@ class ShuffledLabels(Dataset):
 
     def __len__(self) -> int:
         return len(self.dataset)  # type: ignore[arg-type]
+
+    def drop_stats(self) -> Counter:
+        """The wrapped dataset's drops at indexing (shuffling drops nothing)."""
+        return dropped_at_index(self.dataset)
 
     def is_shuffled(self, index: int) -> bool:
         return self._rng(index).random() < self.ratio

@@ -9,11 +9,24 @@ before training, picks the number of steps that fits, and keeps that number for 
 
 from __future__ import annotations
 
+import copy
+import io
+import logging
 import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+from ace_str.engine import builders, distributed
+from ace_str.engine.checkpoint import rng_state, set_rng_state
+
+if TYPE_CHECKING:
+    from ace_str.engine.trainer import Trainer
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -82,3 +95,67 @@ def measure_costs(
     start = time.perf_counter()
     save()
     return StepCosts(step, validation, time.perf_counter() - start)
+
+
+def plan(trainer: Trainer) -> None:
+    """Sizes ``trainer``'s ``max_steps`` to ``trainer.budget_minutes``: a probe of the real
+    pipeline, whose updates are then undone, so the run equals ``trainer.max_steps=N`` exactly.
+    """
+    t, tcfg, data = trainer, trainer.tcfg, trainer.cfg.data
+    saved = (
+        copy.deepcopy(t.model.state_dict()),
+        copy.deepcopy(t.optimizer.state_dict()),
+        copy.deepcopy(t.precision.scaler.state_dict()),
+        rng_state(),
+        copy.deepcopy(t.average.state_dict()) if t.average is not None else None,
+    )
+    world = t.dist.world_size
+    start = t.batches_drawn * data.batch_size * world
+    loader = builders.train_loader(
+        t.train_set, t.cfg, t.charset, t.shuffle, start, t.dist.rank, world
+    )
+    steps = t.step_inputs(loader)  # whole optimizer steps: trainer.accumulate batches
+
+    def validate() -> None:  # a validation pass as the trainer makes it, unlogged
+        if t.dist.is_main:
+            for _ in t.validation.scores(t.inference_model):
+                pass
+
+    t.model.train()
+    t.probing = True  # averages every probe step, to time the update
+    try:
+        costs = measure_costs(
+            steps,
+            t.train_step,
+            validate,
+            lambda: torch.save(t.checkpoints.state_dict(), io.BytesIO()),
+            int(tcfg.budget_warmup_steps),
+            int(tcfg.budget_probe_steps),
+            -(-builders.PREFETCH_FACTOR * data.num_workers // t.accumulate),
+        )
+    finally:
+        t.probing = False
+    del steps, loader  # stops the probe's workers
+    t.model.load_state_dict(saved[0])
+    t.optimizer.load_state_dict(saved[1])
+    t.precision.scaler.load_state_dict(saved[2])
+    set_rng_state(saved[3])
+    if t.average is not None:
+        t.average.load_state_dict(saved[4])
+    t.accounting.finite()
+    left = 60 * float(tcfg.budget_minutes) * (1 - float(tcfg.budget_margin))
+    left -= time.monotonic() - t.started_at
+    total = t.step + plan_steps(left, costs, tcfg.val_every, tcfg.ckpt_every)
+    total = distributed.rank0_value(total, t.dist, t.device)
+    t.set_max_steps(total)
+    log.info(
+        "trainer.budget_minutes=%s: a step takes %.3f s (%.0f images/s), a validation "
+        "%.1f s, a save %.2f s; %.1f s went to setup and the probe -> max_steps=%d",
+        tcfg.budget_minutes,
+        costs.step,
+        data.batch_size * world / costs.step,
+        costs.validation,
+        costs.save,
+        time.monotonic() - t.started_at,
+        total,
+    )

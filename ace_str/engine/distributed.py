@@ -12,6 +12,7 @@ the full sets, so the numbers equal a single-process run's (and need no reductio
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 import os
 from collections import Counter
@@ -19,6 +20,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from omegaconf import DictConfig, open_dict
 from torch import nn
 
 log = logging.getLogger(__name__)
@@ -146,6 +148,32 @@ def scaled_lr(base_lr: float, rule: str, world_size: int) -> float:
     if rule == "none":
         return base_lr
     raise ValueError(f"trainer.scale_lr must be 'linear' or 'none', got {rule!r}")
+
+
+def log_layout(info: DistInfo, cfg: DictConfig) -> None:
+    """Under torchrun: this rank's place, the global batch and the (scaled) learning rate."""
+    if info.enabled:
+        log.info(
+            "rank %d of %d: global batch %d (%d per rank), lr %s (trainer.scale_lr=%s)",
+            info.rank,
+            info.world_size,
+            cfg.data.batch_size * info.world_size,
+            cfg.data.batch_size,
+            cfg.optimizer.get("lr"),
+            cfg.trainer.get("scale_lr", "none"),
+        )
+
+
+def scale_lr(cfg: DictConfig, world_size: int) -> DictConfig:
+    """A copy of ``cfg`` whose optimizer lr follows ``trainer.scale_lr`` for the world size
+    (schedules that read ``${optimizer.lr}``, like one-cycle's max_lr, follow it)."""
+    if "lr" not in cfg.optimizer:
+        return cfg
+    rule = cfg.trainer.get("scale_lr", "none")
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.optimizer.lr = scaled_lr(cfg.optimizer.lr, rule, world_size)
+    return cfg
 
 
 def sum_counts(counts: Counter, info: DistInfo) -> Counter:
