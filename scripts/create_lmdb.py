@@ -2,8 +2,8 @@
 
     python scripts/create_lmdb.py --input DIR --output OUT [--labels labels.tsv] [--no-check]
 
-The original image bytes are stored untouched (no re-encoding), under 1-based keys
-``image-%09d`` / ``label-%09d`` with ``num-samples``; labels are stored as written (case kept).
+The original image bytes are stored untouched (no re-encoding) by ``ace_str.data.lmdb.LmdbWriter``
+in the clovaai layout; labels are stored as written (case kept).
 """
 
 from __future__ import annotations
@@ -15,14 +15,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import lmdb
 from PIL import Image
 from tqdm import tqdm
 
 from ace_str.data.folder import LABELS_FILE, read_labels, resolve_image
-from ace_str.data.lmdb import IMAGE_ERRORS
+from ace_str.data.lmdb import IMAGE_ERRORS, LmdbWriter
 
-COMMIT_EVERY = 1000
 SHOW_SKIPPED = 10
 
 
@@ -71,20 +69,15 @@ def create_lmdb(
     entries, malformed = read_labels(input_dir / labels)
     report = CreateReport(output)
     report.skipped += [(n, "", "malformed line (no tab)") for n, _ in malformed]
-    if (output / "data.mdb").exists():
-        if not overwrite:
-            raise FileExistsError(f"{output} already holds an LMDB; pass --overwrite to replace it")
-        for name in ("data.mdb", "lock.mdb"):
-            (output / name).unlink(missing_ok=True)
-    output.mkdir(parents=True, exist_ok=True)
+    if (output / "data.mdb").exists() and not overwrite:  # before reading any image
+        raise FileExistsError(f"{output} already holds an LMDB; pass --overwrite to replace it")
 
     # Values are stored on 4 KiB overflow pages, so budget a page per sample on top of the
     # bytes; on Linux the map is sparse, so over-estimating costs nothing.
     paths = {e.line: resolve_image(input_dir, e.filename) for e in entries}
     estimate = sum(p.stat().st_size for p in paths.values() if p is not None)
-    env = lmdb.open(str(output), map_size=2 * estimate + 8192 * len(entries) + (64 << 20))
-    txn = env.begin(write=True)
-    try:
+    map_size = 2 * estimate + 8192 * len(entries) + (64 << 20)
+    with LmdbWriter(output, map_size, overwrite) as writer:
         for entry in tqdm(entries, desc="create_lmdb", unit="img", disable=not progress):
             path = paths[entry.line]
             if not entry.label.strip():
@@ -100,19 +93,7 @@ def create_lmdb(
                 except IMAGE_ERRORS as err:
                     report.skipped.append((entry.line, entry.filename, f"undecodable: {err}"))
                     continue
-            report.written += 1
-            txn.put(b"image-%09d" % report.written, data)
-            txn.put(b"label-%09d" % report.written, entry.label.encode("utf-8"))
-            if report.written % COMMIT_EVERY == 0:
-                txn.commit()
-                txn = env.begin(write=True)
-        txn.put(b"num-samples", str(report.written).encode())
-        txn.commit()
-    except BaseException:
-        txn.abort()
-        raise
-    finally:
-        env.close()
+            report.written = writer.add(data, entry.label)
     report.skipped.sort()
     return report
 

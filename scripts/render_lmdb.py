@@ -1,7 +1,8 @@
 """Pre-render synthetic word images into an LMDB in the clovaai layout.
 
 Rendering on the fly costs CPU every epoch; a fixed LMDB is cheaper to reread and easy to share.
-Keys: ``image-%09d`` (encoded image), ``label-%09d`` (UTF-8), 1-based, plus ``num-samples``.
+Written by ``ace_str.data.lmdb.LmdbWriter``: encoded images and UTF-8 labels; an LMDB already at
+``--out`` is replaced.
 """
 
 from __future__ import annotations
@@ -11,13 +12,12 @@ import io
 import multiprocessing as mp
 from collections.abc import Iterator
 
-import lmdb
 from tqdm import tqdm
 
 from ace_str.data.charset import Charset
+from ace_str.data.lmdb import LmdbWriter
 from ace_str.data.synth import SyntheticWordDataset
 
-COMMIT_EVERY = 1000
 _dataset: SyntheticWordDataset | None = None
 _format = "png"
 
@@ -64,19 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     dataset = SyntheticWordDataset(
         Charset(preset=args.charset), length=args.num, seed=args.seed, font_dirs=args.font_dir
     )
-    # LMDB reserves the map lazily, so a generous bound costs no disk.
-    env = lmdb.open(args.out, map_size=args.num * 64 * 1024 + (64 << 20))
-    txn = env.begin(write=True)
     samples = _samples(dataset, args.workers, args.format)
-    for key, (image, label) in enumerate(tqdm(samples, total=args.num, unit="img"), start=1):
-        txn.put(b"image-%09d" % key, image)
-        txn.put(b"label-%09d" % key, label)
-        if key % COMMIT_EVERY == 0:
-            txn.commit()
-            txn = env.begin(write=True)
-    txn.put(b"num-samples", str(args.num).encode())
-    txn.commit()
-    env.close()
+    with LmdbWriter(args.out, args.num * 64 * 1024 + (64 << 20), overwrite=True) as writer:
+        for image, label in tqdm(samples, total=args.num, unit="img"):
+            writer.add(image, label)
     print(f"wrote {args.num} samples to {args.out}")
 
 

@@ -28,6 +28,15 @@ def test_strip_or_skip_is_counted():
     assert stats.skipped["empty_label"] == 0 or stats.kept == 1
 
 
+def test_counts_travel_with_the_caller():
+    """A charset is shared by every dataset and worker, so it keeps no counts of its own."""
+    cs = Charset(preset="lower36", on_unknown="skip")
+    assert cs.normalize("it's") is None and cs.normalize("ok") == "ok"
+    assert not hasattr(cs, "stats")
+    stats = FilterStats()
+    assert cs.normalize("ok", stats) == "ok" and stats.kept == 1
+
+
 def test_regex_characters_are_plain_symbols():
     cs = Charset(symbols=".*[]^\\-a")
     assert cs.normalize("a.b*c]") == "a.*]"  # '.' matches only '.', not any character

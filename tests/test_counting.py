@@ -4,19 +4,21 @@ import math
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 
 from ace_str.data.charset import Charset
 from ace_str.data.collate import Collator
 from ace_str.data.counting import SyntheticCountDataset, label_counts
 from ace_str.data.transforms import ResizeNormalize
-from ace_str.data.voc import VOC_SYMBOLS, VOCCountDataset, read_voc_objects, voc_label
+from ace_str.data.voc import VOC_CLASSES, VOC_SYMBOLS, VOCCountDataset, read_voc_objects, voc_label
 from ace_str.evaluation.metrics import CountTotals
 from ace_str.models.backbones.resnet_fcn import ResNetFCN
 from ace_str.models.counting import counts_from_map, most_frequent_counts, predict_counts
 from ace_str.models.heads.ace import ACEHead
 from ace_str.models.recognizer import Recognizer
 from ace_str.viz.counts import count_map_figure
+from tests.conftest import compose_config
 
 SHAPES = Charset(symbols="cstxr")
 
@@ -74,6 +76,13 @@ def test_voc_annotations_become_counts(tmp_path):
     assert image.shape == (3, 32, 32) and label == voc_label(["person", "dog", "person"])
     counts = label_counts([label], Charset(symbols=VOC_SYMBOLS))
     assert counts[0, 11].item() == 1 and counts[0, 14].item() == 2 and counts.sum() == 3
+
+
+def test_voc_charset_config_gives_the_voc_symbols():
+    """configs/charset/voc20.yaml, which voc.py names, is one symbol per class in class order."""
+    charset = instantiate(compose_config("train", ["charset=voc20"]).charset)
+    assert "".join(charset.symbols) == VOC_SYMBOLS and len(charset) == len(VOC_CLASSES)
+    assert charset.normalize(voc_label(["tvmonitor", "aeroplane"])) == "at"
 
 
 def test_bad_voc_annotation_is_named(tmp_path):

@@ -1,3 +1,4 @@
+import gc
 import importlib.util
 import pickle
 import sys
@@ -13,7 +14,7 @@ from torch.utils.data import DataLoader
 from ace_str.data.charset import Charset
 from ace_str.data.collate import Batch, Collator
 from ace_str.data.folder import LabelledFolderDataset, find_datasets, open_dataset
-from ace_str.data.lmdb import LmdbDataset, shared_env
+from ace_str.data.lmdb import LmdbDataset, LmdbWriter, count_lmdb
 from ace_str.data.transforms import ResizeNormalize
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,9 +79,33 @@ def test_round_trip_raw_labels(built: Path) -> None:
     ds = LmdbDataset(built, Charset(preset="lower36"), filter_labels=False)
     assert [ds[i][1] for i in range(len(ds))] == LABELS
     assert isinstance(ds[0][0], Image.Image) and ds[0][0].size == (8, 6)
-    with shared_env(built.resolve()).begin() as txn:  # the dataset's handle: LMDB allows one
+    with ds.env(0).begin() as txn:  # the dataset's own handle: py-lmdb allows one a process
         assert txn.get(b"num-samples") == str(len(LABELS)).encode()
         assert txn.get(b"image-000000001").startswith(b"\x89PNG")
+
+
+def test_writer_leaves_no_valid_half_database(tmp_path: Path) -> None:
+    png = (make_folder(tmp_path / "src", ["ab"]) / "images/0.png").read_bytes()
+    with LmdbWriter(tmp_path / "db", 1 << 24, commit_every=2) as writer:
+        for label in ("ab", "cd", "ef"):
+            writer.add(png, label)
+    assert count_lmdb(tmp_path / "db") == 3
+    assert [s[1] for s in LmdbDataset(tmp_path / "db", Charset(preset="lower36"))] == [
+        "ab",
+        "cd",
+        "ef",
+    ]
+    with pytest.raises(FileExistsError, match="overwrite"):
+        LmdbWriter(tmp_path / "db", 1 << 24)
+    with pytest.raises(KeyboardInterrupt):  # interrupted after a commit: refused, not half-read
+        with LmdbWriter(tmp_path / "db", 1 << 24, overwrite=True, commit_every=2) as writer:
+            for label in ("gh", "ij", "kl"):
+                writer.add(png, label)
+            raise KeyboardInterrupt
+    with pytest.raises(ValueError, match="num-samples"):
+        count_lmdb(tmp_path / "db")
+    with pytest.raises(ValueError, match="num-samples"):
+        LmdbDataset(tmp_path / "db", Charset(preset="lower36"))
 
 
 def test_filtering_counts(built: Path) -> None:
@@ -135,6 +160,20 @@ def test_pickles_and_loads_with_workers(built: Path) -> None:
     batches = list(loader)
     assert sum(len(b) for b in batches) == len(ds)
     assert batches[0].images.shape == (2, 1, 8, 16)
+
+
+def test_datasets_over_one_lmdb_share_a_handle_while_they_live(built: Path) -> None:
+    """py-lmdb opens the same files once a process: datasets share the handle they hold, and
+    it closes with the last of them, so the files open afresh afterwards."""
+    charset = Charset(preset="lower36")
+    first = LmdbDataset(built, charset)
+    first[0]
+    second = LmdbDataset(built, charset)  # indexed through the live handle
+    assert second[0][1] == "hello" and second.env(0) is first.env(0)
+    del first, second
+    gc.collect()
+    with lmdb.open(str(built), readonly=True, lock=False) as env, env.begin() as txn:
+        assert txn.get(b"num-samples") == str(len(LABELS)).encode()
 
 
 def test_collator_drops_none() -> None:

@@ -23,7 +23,8 @@ OUT_OF_CHARSET_POLICIES = ("strip", "skip")
 
 @dataclass
 class FilterStats:
-    """Counts of what `Charset.normalize` did, so data loaders can report them."""
+    """Counts of what `Charset.normalize` did, owned by the caller that reports them: a
+    charset is shared by datasets, workers and the evaluator, so it keeps no counts itself."""
 
     kept: int = 0
     stripped: int = 0
@@ -80,7 +81,6 @@ class Charset:
         self.on_unknown = on_unknown
         self._index = {s: i + 1 for i, s in enumerate(symbols)}
         self.lowercase = not any(s != s.lower() for s in symbols)
-        self.stats = FilterStats()
 
     @property
     def num_classes(self) -> int:
@@ -98,21 +98,25 @@ class Charset:
         return f"Charset({len(self.symbols)} symbols: {head!r}{'...' if len(self) > 40 else ''})"
 
     def normalize(self, label: str, stats: FilterStats | None = None) -> str | None:
-        """Case-fold and filter a label; None means the sample should be skipped."""
-        stats = self.stats if stats is None else stats
+        """Case-fold and filter a label; None means the sample should be skipped.
+
+        What was done is counted into ``stats`` when given; without it nothing is counted.
+        """
         if self.lowercase:
             label = label.lower()
         kept = "".join(ch for ch in label if ch in self._index)
-        if len(kept) != len(label):
-            if self.on_unknown == "skip":
+        changed = len(kept) != len(label)
+        if changed and self.on_unknown == "skip":
+            if stats is not None:
                 stats.skipped["out_of_charset"] += 1
-                return None
-            stats.stripped += 1
-        if not kept:
-            stats.skipped["empty_label"] += 1
             return None
-        stats.kept += 1
-        return kept
+        if stats is not None:
+            stats.stripped += changed
+            if kept:
+                stats.kept += 1
+            else:
+                stats.skipped["empty_label"] += 1
+        return kept or None
 
     def encode(self, label: str) -> list[int]:
         """Class indices of a normalised label; unknown symbols are an error here."""

@@ -18,14 +18,8 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from ace_str.data.augment import AugmentedDataset, AugmentPolicy
 from ace_str.data.charset import Charset
-from ace_str.data.lmdb import (
-    IMAGE_ERRORS,
-    LmdbDataset,
-    Sample,
-    SourceStats,
-    decode_image,
-    filter_label,
-)
+from ace_str.data.filtering import SourceStats, filter_label
+from ace_str.data.lmdb import IMAGE_ERRORS, LmdbDataset, Sample, decode_image
 from ace_str.data.walk import folders_holding
 
 log = logging.getLogger(__name__)

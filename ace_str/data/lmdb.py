@@ -1,8 +1,9 @@
 """LMDB word-image datasets in the clovaai layout (``num-samples``, ``image-%09d``, ``label-%09d``).
 
-Keys are 1-based. The index of kept samples is built once at init from the labels and the
-environment is closed again; datasets hold no handle, so they pickle, and each process opens
-an LMDB read-only and lock-free on its first ``__getitem__``.
+Keys are 1-based; this module is the one place that writes (``LmdbWriter``) and reads them.
+The index of kept samples is built once at init from the labels and the environment is
+closed again; each dataset then takes its own read-only, lock-free handle in each process on
+its first ``__getitem__`` and drops it when pickled, so it travels to DataLoader workers.
 """
 
 from __future__ import annotations
@@ -11,11 +12,10 @@ import bisect
 import io
 import logging
 import os
-from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+import weakref
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
 import lmdb
@@ -23,8 +23,9 @@ import numpy as np
 from PIL import Image
 from torch.utils.data import Dataset
 
-from ace_str.data.charset import Charset, FilterStats
+from ace_str.data.charset import Charset
 from ace_str.data.collate import record_skip
+from ace_str.data.filtering import SourceStats, filter_label
 from ace_str.data.walk import folders_holding
 
 log = logging.getLogger(__name__)
@@ -33,53 +34,6 @@ Sample = tuple[Any, str]
 
 # Errors Pillow raises for truncated, unknown or hostile image bytes.
 IMAGE_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-
-@dataclass
-class SourceStats:
-    """What loading one LMDB or labelled folder kept and dropped, by reason.
-
-    ``corrupt`` counts undecodable images met by ``__getitem__`` in *this* process; DataLoader
-    workers keep their own copies, so read it from the main process only when num_workers=0.
-    """
-
-    path: str
-    total: int = 0
-    kept: int = 0
-    stripped: int = 0
-    dropped: Counter = field(default_factory=Counter)
-    corrupt: int = 0
-
-    def summary(self) -> str:
-        reasons = ", ".join(f"{k}: {v}" for k, v in sorted(self.dropped.items())) or "none"
-        return (
-            f"{self.path}: total {self.total}, kept {self.kept}, "
-            f"stripped {self.stripped}, dropped {sum(self.dropped.values())} ({reasons})"
-        )
-
-
-def filter_label(
-    label: str,
-    charset: Charset,
-    max_label_length: int,
-    stats: SourceStats,
-    filter_labels: bool = True,
-) -> str | None:
-    """Normalise a raw label with the charset and length limit; None drops the sample.
-
-    With ``filter_labels=False`` the raw label is kept untouched (for scoring against the
-    original ground truth); only a label that could not be read at all is dropped then.
-    """
-    if not filter_labels:
-        return label
-    counts = FilterStats()
-    text = charset.normalize(label, counts)
-    stats.stripped += counts.stripped
-    stats.dropped.update(counts.skipped)
-    if text is not None and len(text) > max_label_length:
-        stats.dropped["too_long"] += 1
-        return None
-    return text
 
 
 def decode_image(data: bytes | Path) -> Image.Image:
@@ -101,6 +55,19 @@ def find_lmdbs(root: str | Path) -> list[Path]:
     return found
 
 
+NUM_SAMPLES = b"num-samples"
+
+
+def image_key(index: int) -> bytes:
+    """The key of the ``index``-th (1-based) image."""
+    return b"image-%09d" % index
+
+
+def label_key(index: int) -> bytes:
+    """The key of the ``index``-th (1-based) label."""
+    return b"label-%09d" % index
+
+
 def open_lmdb(path: str | Path) -> lmdb.Environment:
     """Read-only, lock-free, no readahead: many workers read many LMDBs concurrently."""
     return lmdb.open(
@@ -108,42 +75,132 @@ def open_lmdb(path: str | Path) -> lmdb.Environment:
     )
 
 
-# py-lmdb refuses to open one LMDB twice in a process, so datasets over the same files share
-# one environment per process. A forked worker inherits the parent's handles, which must not
-# be used and would block a fresh open; they hold no lock (lock=False), so closing is safe.
-_ENVS: dict[Path, lmdb.Environment] = {}
-_ENVS_PID = os.getpid()
+# py-lmdb refuses to open the same files twice in one process, so datasets over one LMDB must
+# share a handle. The datasets own the handles (strong references); this index holds none and
+# only finds a live one, so a handle closes with the last dataset reading through it. A forked
+# worker inherits handles it must not use and that would block a fresh open; they hold no
+# lock (lock=False), so it closes them first.
+_LIVE: weakref.WeakValueDictionary[Path, lmdb.Environment] = weakref.WeakValueDictionary()
+_LIVE_PID = os.getpid()
 
 
-def _forget_inherited() -> None:
-    global _ENVS_PID
-    if _ENVS_PID != os.getpid():
-        for env in _ENVS.values():
+def _live_handles() -> weakref.WeakValueDictionary[Path, lmdb.Environment]:
+    global _LIVE_PID
+    if _LIVE_PID != os.getpid():
+        for env in list(_LIVE.values()):
             env.close()
-        _ENVS.clear()
-        _ENVS_PID = os.getpid()
+        _LIVE.clear()
+        _LIVE_PID = os.getpid()
+    return _LIVE
 
 
-def shared_env(path: Path) -> lmdb.Environment:
-    """This process's read-only environment for an LMDB folder, opened on first use."""
-    _forget_inherited()
-    if path not in _ENVS:
-        _ENVS[path] = open_lmdb(path)
-    return _ENVS[path]
+def reader_handle(path: Path) -> lmdb.Environment:
+    """A read-only handle on ``path`` in this process: the live one if a dataset holds it,
+    else a new one, which stays open while the caller keeps a reference to it."""
+    live = _live_handles()
+    env = live.get(path)
+    if env is None:
+        env = live[path] = open_lmdb(path)
+    return env
 
 
-@contextmanager
-def _scan_env(path: Path) -> Iterator[lmdb.Environment]:
-    """The shared environment if this process already reads the LMDB, else a temporary one."""
-    _forget_inherited()
-    if path in _ENVS:
-        yield _ENVS[path]
-        return
+def read_num_samples(txn: lmdb.Transaction, path: str | Path) -> int:
+    """The declared record count; a database without it (a failed write) is refused."""
+    raw = txn.get(NUM_SAMPLES)
+    try:
+        return int(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"{path}: missing or invalid 'num-samples' key") from None
+
+
+def count_lmdb(path: str | Path) -> int:
+    """``num-samples`` of one LMDB, read without touching a record."""
     env = open_lmdb(path)
     try:
-        yield env
+        with env.begin(write=False) as txn:
+            return read_num_samples(txn, path)
     finally:
         env.close()
+
+
+class LmdbWriter:
+    """Writes samples under consecutive 1-based keys, committing every ``commit_every``.
+
+    ``num-samples`` goes in last, with the final commit, so a write that fails or is
+    interrupted leaves a database every reader refuses rather than a valid-looking half one;
+    an error inside ``with`` aborts the open transaction. An existing LMDB at ``path`` is an
+    error unless ``overwrite``, which deletes it first, so no old records mix with new ones.
+    """
+
+    def __init__(
+        self,
+        path: str | Path,
+        map_size: int,
+        overwrite: bool = False,
+        commit_every: int = 1000,
+    ) -> None:
+        self.path = Path(path)
+        if (self.path / "data.mdb").exists():
+            if not overwrite:
+                raise FileExistsError(
+                    f"{self.path} already holds an LMDB; pass --overwrite to replace it"
+                )
+            for name in ("data.mdb", "lock.mdb"):
+                (self.path / name).unlink(missing_ok=True)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.commit_every = commit_every
+        self.written = 0
+        # LMDB reserves the map lazily (sparse on Linux), so a generous map_size costs no disk.
+        self._env = lmdb.open(str(self.path), map_size=map_size)
+        self._txn: lmdb.Transaction | None = self._env.begin(write=True)
+
+    def add(self, image: bytes, label: str | bytes) -> int:
+        """Store one sample; returns its 1-based key index."""
+        if self._txn is None:
+            raise RuntimeError(f"{self.path}: writer already finished or aborted")
+        self.written += 1
+        self._txn.put(image_key(self.written), image)
+        self._txn.put(label_key(self.written), label.encode() if isinstance(label, str) else label)
+        if self.written % self.commit_every == 0:
+            self._txn.commit()
+            self._txn = self._env.begin(write=True)
+        return self.written
+
+    def finish(self) -> int:
+        """Write ``num-samples``, commit and close; returns the number of samples."""
+        if self._txn is None:
+            raise RuntimeError(f"{self.path}: writer already finished or aborted")
+        try:
+            self._txn.put(NUM_SAMPLES, str(self.written).encode())
+            self._txn.commit()
+        except BaseException:
+            self._txn.abort()
+            raise
+        finally:
+            self._txn = None
+            self._env.close()
+        return self.written
+
+    def abort(self) -> None:
+        """Drop the uncommitted samples and close, leaving no ``num-samples``."""
+        if self._txn is not None:
+            self._txn.abort()
+            self._txn = None
+            self._env.close()
+
+    def __enter__(self) -> LmdbWriter:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.finish()
+        else:
+            self.abort()
 
 
 class LmdbDataset(Dataset):
@@ -186,6 +243,8 @@ class LmdbDataset(Dataset):
             self.stats.append(stats)
             log.info("LMDB %s", stats.summary())
         self._ends = np.cumsum([len(k) for k in self._keys]).tolist()
+        self._envs: list[lmdb.Environment | None] = [None] * len(self.paths)
+        self._pid = os.getpid()
         if not self._ends or self._ends[-1] == 0:
             raise ValueError(
                 f"no usable samples in {[str(r) for r in roots]} after filtering "
@@ -195,33 +254,55 @@ class LmdbDataset(Dataset):
 
     def _index(self, path: Path) -> tuple[np.ndarray, SourceStats]:
         stats = SourceStats(str(path))
-        with _scan_env(path) as env, env.begin(write=False) as txn:
-            raw = txn.get(b"num-samples")
-            try:
-                stats.total = int(raw)
-            except (TypeError, ValueError):
-                raise ValueError(f"{path}: missing or invalid 'num-samples' key") from None
-            keys = []
-            for index in range(1, stats.total + 1):
-                label = txn.get(b"label-%09d" % index)
-                if label is None:
-                    stats.dropped["missing_label"] += 1
-                    continue
-                try:
-                    text = label.decode("utf-8")
-                except UnicodeDecodeError:
-                    stats.dropped["label_not_utf8"] += 1
-                    continue
-                kept = filter_label(
-                    text, self.charset, self.max_label_length, stats, self.filter_labels
-                )
-                if kept is not None:
-                    keys.append(index)
+        live = _live_handles().get(path)  # py-lmdb would refuse a second handle
+        env = live or open_lmdb(path)
+        try:
+            with env.begin(write=False) as txn:
+                keys = self._scan(txn, path, stats)
+        finally:
+            if live is None:
+                env.close()
         stats.kept = len(keys)
         return np.asarray(keys, dtype=np.int64), stats
 
+    def _scan(self, txn: lmdb.Transaction, path: Path, stats: SourceStats) -> list[int]:
+        stats.total = read_num_samples(txn, path)
+        keys = []
+        for index in range(1, stats.total + 1):
+            label = txn.get(label_key(index))
+            if label is None:
+                stats.dropped["missing_label"] += 1
+                continue
+            try:
+                text = label.decode("utf-8")
+            except UnicodeDecodeError:
+                stats.dropped["label_not_utf8"] += 1
+                continue
+            kept = filter_label(
+                text, self.charset, self.max_label_length, stats, self.filter_labels
+            )
+            if kept is not None:
+                keys.append(index)
+        return keys
+
     def __len__(self) -> int:
         return self._ends[-1]
+
+    def env(self, source: int) -> lmdb.Environment:
+        """This process's handle on LMDB ``source``, taken on first use and held until the
+        dataset goes; a forked worker drops the parent's (``reader_handle`` closes them)."""
+        if self._pid != os.getpid():
+            self._envs = [None] * len(self.paths)
+            self._pid = os.getpid()
+        env = self._envs[source]
+        if env is None:
+            env = self._envs[source] = reader_handle(self.paths[source])
+        return env
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        state["_envs"] = [None] * len(self.paths)  # handles do not pickle; reopened on use
+        return state
 
     @property
     def corrupt(self) -> int:
@@ -242,9 +323,9 @@ class LmdbDataset(Dataset):
         source = bisect.bisect_right(self._ends, index)
         start = self._ends[source - 1] if source else 0
         key = int(self._keys[source][index - start])
-        with shared_env(self.paths[source]).begin(write=False) as txn:
-            label = txn.get(b"label-%09d" % key)
-            data = txn.get(b"image-%09d" % key)
+        with self.env(source).begin(write=False) as txn:
+            label = txn.get(label_key(key))
+            data = txn.get(image_key(key))
         stats = self.stats[source]
         try:
             # Normalising again is deterministic, so this matches the label kept at init.
@@ -278,7 +359,7 @@ class LmdbDataset(Dataset):
     def _skip(self, stats: SourceStats, key: int, reason: str, err: object) -> None:
         """Count, record for the trainer (see ``record_skip``) and log one unusable record."""
         stats.corrupt += 1
-        record_skip(stats.path, f"image-{key:09d}", reason)
+        record_skip(stats.path, image_key(key).decode(), reason)
         if (stats.path, key) not in self._warned:  # once per record and process, not per epoch
             self._warned.add((stats.path, key))
             log.warning("%s: image-%09d skipped: %s %s", stats.path, key, reason, err)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ace_str.data.folder import LABELS_FILE, find_datasets, read_labels
-from ace_str.data.lmdb import open_lmdb
+from ace_str.data.lmdb import count_lmdb
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,9 @@ class FoundSet:
 
 
 def count_records(path: Path, labels_file: str = LABELS_FILE) -> int:
-    """How many samples a set declares, cheaply: LMDB ``num-samples`` or labels-file lines."""
+    """How many samples a set declares, cheaply: the LMDB's own count or labels-file lines."""
     if (path / "data.mdb").is_file():
-        env = open_lmdb(path)
-        try:
-            with env.begin(write=False) as txn:
-                raw = txn.get(b"num-samples")
-        finally:
-            env.close()
-        try:
-            return int(raw)
-        except (TypeError, ValueError):
-            raise ValueError(f"{path}: missing or invalid 'num-samples' key") from None
+        return count_lmdb(path)
     entries, malformed = read_labels(path / labels_file)
     return len(entries) + len(malformed)
 

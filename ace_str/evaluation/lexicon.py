@@ -28,7 +28,7 @@ import torch
 from rapidfuzz.distance import Levenshtein
 from torch import Tensor
 
-from ace_str.data.charset import Charset, FilterStats
+from ace_str.data.charset import Charset
 from ace_str.data.folder import resolve_image
 from ace_str.evaluation.metrics import normalize_text
 
@@ -109,7 +109,7 @@ def head_loss_scorer(model: torch.nn.Module, charset: Charset, logits: Tensor) -
     """Score a word by the model head's loss with the word as the label (one image's logits)."""
 
     def score(word: str) -> float:
-        text = charset.normalize(word, FilterStats())
+        text = charset.normalize(word)
         if text is None or (logits.dim() == 2 and len(text) > logits.shape[0]):
             return math.inf  # unencodable, or longer than the frames of a 1D prediction
         targets = torch.tensor([charset.encode(text)], device=logits.device)

@@ -12,8 +12,9 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ace_str.data.charset import Charset
+from ace_str.data.synth.config import RenderConfig
 from ace_str.data.synth.fonts import find_fonts, required_symbols
-from ace_str.data.synth.render import RenderConfig, render_word
+from ace_str.data.synth.render import render_word
 from ace_str.data.synth.words import WordSampler
 
 log = logging.getLogger(__name__)

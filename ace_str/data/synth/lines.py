@@ -20,9 +20,10 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ace_str.data.charset import Charset
+from ace_str.data.synth.config import RenderConfig
 from ace_str.data.synth.dataset import sample_rng
 from ace_str.data.synth.fonts import FontError, default_font_dirs, font_problem
-from ace_str.data.synth.render import RenderConfig, render_word
+from ace_str.data.synth.render import render_word
 
 log = logging.getLogger(__name__)
 
