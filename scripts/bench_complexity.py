@@ -82,7 +82,7 @@ def methods(inputs: dict, classes: int, args: argparse.Namespace, device: torch.
     """name -> (parameters in MB or None, a closure doing forward plus backward)."""
     logits, features = inputs["logits"], inputs["features"]
     targets, lengths = inputs["targets"], inputs["lengths"]
-    ace, composed, torch_ops = ACELoss(), ACELoss(fast=False), ACELoss(kernel=False)
+    ace, composed, torch_ops = ACELoss(), ACELoss(backend="composed"), ACELoss(backend="analytic")
     head = AttentionHead(args.features, classes, hidden_size=args.hidden).to(device)
     head_params = [p for p in head.parameters()]
 
@@ -111,7 +111,7 @@ def methods(inputs: dict, classes: int, args: argparse.Namespace, device: torch.
         runs["Attention"] = (head_mb, run_attention)
     if not args.no_composed:
         runs["ACE (composed ops)"] = (None, run_composed)
-    if device.type == "cpu" and ace_cpu.kernel_applies(logits):  # the same ACE without numba
+    if ace.backend_for(logits)[0] == "kernel":  # the same ACE without numba
         runs["ACE (PyTorch ops)"] = (None, run_torch_ops)
     return runs
 
@@ -246,7 +246,7 @@ def main() -> None:
         type=int,
         default=None,
         help="logits from which the CPU kernel uses numba's thread pool (0: always), to measure "
-        "the crossing behind ace_cpu.PARALLEL_MIN_ELEMENTS",
+        "the crossing behind ace_cpu.PARALLEL_MIN_ELEMENTS (NumbaKernels.parallel_min_elements)",
     )
     parser.add_argument("--no-attention", action="store_true")
     parser.add_argument("--no-composed", action="store_true")
@@ -258,8 +258,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    if args.parallel_threshold is not None:
-        ace_cpu.PARALLEL_MIN_ELEMENTS = args.parallel_threshold
+    kernels = ace_cpu.numba_kernels()
+    if kernels is not None and args.parallel_threshold is not None:
+        kernels.parallel_min_elements = args.parallel_threshold
+    threaded = f"from {kernels.parallel_min_elements:,} logits" if kernels else "absent (no numba)"
     kept_from_start = args.keep_freed_memory and keep_freed_memory()
     allocator = "glibc malloc keeping freed memory" if kept_from_start else "glibc malloc defaults"
     device = torch.device(args.device)
@@ -268,7 +270,7 @@ def main() -> None:
         f"device {where}, {torch.get_num_threads()} threads, torch {torch.__version__}; batch "
         f"{args.batch}, T = {args.frames}, labels 1..{args.max_label}, features {args.features}; "
         f"median of {args.repeats} after {args.warmup} warm-up; {allocator}; ACE's CPU kernel "
-        f"threaded from {ace_cpu.PARALLEL_MIN_ELEMENTS:,} logits"
+        f"threaded {threaded}"
     )
     print("memory: peak allocated above the start during forward plus backward, input grads in")
     measured = []

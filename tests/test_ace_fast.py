@@ -5,7 +5,6 @@ import torch
 
 from ace_str.losses import ace_cpu, ace_fast
 from ace_str.losses.ace import ACELoss, character_counts
-from ace_str.losses.ace_cpu import kernel_applies
 from ace_str.losses.ace_fast import DENSE_COLUMNS_FACTOR, FastACECrossEntropy
 
 # (classes, max label length): few classes use all columns, many use the label's columns only
@@ -54,7 +53,7 @@ def test_matches_autograd_of_composed_ops(path, masked):
     input_lengths = torch.tensor([7, 5, 4]) if masked else None
     args = (targets, lengths, input_lengths)
     fast_value, fast_grad = value_and_grad(ACELoss(), logits, *args)
-    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits, *args)
+    ref_value, ref_grad = value_and_grad(ACELoss(backend="composed"), logits, *args)
     assert torch.allclose(fast_value, ref_value, rtol=1e-6)  # counts are float32 in the reference
     assert torch.allclose(fast_grad, ref_grad, atol=1e-9)
     if masked:
@@ -71,16 +70,16 @@ def test_second_backward_recomputes(path):
     assert torch.equal(first, second)
 
 
-@pytest.mark.parametrize("kernel", [False, True], ids=["torch", "kernel"])
+@pytest.mark.parametrize("backend", ["analytic", "kernel"])
 @pytest.mark.parametrize("path", PATHS)
-def test_underflowing_label_class_is_exact(path, kernel):
+def test_underflowing_label_class_is_exact(path, backend):
     classes, max_len = PATHS[path]
     logits, targets, lengths = make_batch(classes, max_len, dtype=torch.float32)
     logits[0, :, 3] = -1e4  # class 3 is in sample 0's label and has probability 0 everywhere
-    fast_value, fast_grad = value_and_grad(ACELoss(kernel=kernel), logits, targets, lengths)
+    fast_value, fast_grad = value_and_grad(ACELoss(backend=backend), logits, targets, lengths)
     # the kernel redoes class 3 in float64, which float32 log_softmax at 1e4 cannot match
-    reference = logits.double() if kernel else logits
-    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), reference, targets, lengths)
+    reference = logits.double() if backend == "kernel" else logits
+    ref_value, ref_grad = value_and_grad(ACELoss(backend="composed"), reference, targets, lengths)
     ref_value, ref_grad = ref_value.float(), ref_grad.float()
     assert torch.isfinite(fast_value) and fast_value > 100
     assert torch.allclose(fast_value, ref_value, rtol=1e-5)
@@ -88,13 +87,13 @@ def test_underflowing_label_class_is_exact(path, kernel):
     assert torch.allclose(fast_grad, ref_grad, atol=1e-6)
 
 
-@pytest.mark.parametrize("kernel", [False, True], ids=["torch", "kernel"])
+@pytest.mark.parametrize("backend", ["analytic", "kernel"])
 @pytest.mark.parametrize("path", PATHS)
-def test_huge_logits_match_reference(path, kernel):
+def test_huge_logits_match_reference(path, backend):
     logits, targets, lengths = make_batch(*PATHS[path], dtype=torch.float32)
     logits = logits / 3 * 1e4
-    fast_value, fast_grad = value_and_grad(ACELoss(kernel=kernel), logits, targets, lengths)
-    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits, targets, lengths)
+    fast_value, fast_grad = value_and_grad(ACELoss(backend=backend), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(ACELoss(backend="composed"), logits, targets, lengths)
     assert torch.isfinite(fast_value) and torch.isfinite(fast_grad).all()
     assert torch.allclose(fast_value, ref_value, rtol=1e-5)
     assert torch.allclose(fast_grad, ref_grad, atol=1e-6)
@@ -105,7 +104,7 @@ def test_blank_weight_zero_when_label_fills_every_frame():
     logits[0, :, 0] = -1e4  # blank never predicted, and N_blank = 0
     targets, lengths = torch.tensor([[1, 2, 2]]), torch.tensor([3])
     fast_value, fast_grad = value_and_grad(ACELoss(), logits, targets, lengths)
-    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(ACELoss(backend="composed"), logits, targets, lengths)
     assert torch.allclose(fast_value, ref_value) and torch.allclose(fast_grad, ref_grad)
 
 
@@ -118,8 +117,8 @@ def test_frames_far_below_the_sample_max_take_the_exact_path(monkeypatch):
     monkeypatch.setattr(
         ace_fast, "_label_columns_forward", lambda *a: taken.append(1) or original(*a)
     )
-    fast_value, fast_grad = value_and_grad(ACELoss(kernel=False), logits, targets, lengths)
-    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits, targets, lengths)
+    fast_value, fast_grad = value_and_grad(ACELoss(backend="analytic"), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(ACELoss(backend="composed"), logits, targets, lengths)
     assert taken  # the exponential path was refused, shifted or not
     assert torch.allclose(fast_value, ref_value, rtol=1e-5)
     assert torch.allclose(fast_grad, ref_grad, atol=1e-6)
@@ -140,8 +139,10 @@ def test_few_classes_use_the_exponential_path(monkeypatch, offset):
         raise AssertionError("label-column path taken for a well-scaled few-class batch")
 
     monkeypatch.setattr(ace_fast, "_label_columns_forward", refuse)
-    fast_value, fast_grad = value_and_grad(ACELoss(kernel=False), logits, targets, lengths)
-    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits - offset, targets, lengths)
+    fast_value, fast_grad = value_and_grad(ACELoss(backend="analytic"), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(
+        ACELoss(backend="composed"), logits - offset, targets, lengths
+    )
     assert shifts == ([False] if offset == 0 else [False, True])
     assert torch.allclose(fast_value, ref_value, rtol=1e-5)
     assert torch.allclose(fast_grad, ref_grad, atol=1e-6)
@@ -154,8 +155,8 @@ def test_kernel_matches_float64_autograd(classes, masked):
     logits, targets, lengths = make_batch(classes, 5, batch=4, frames=12, dtype=torch.float32)
     input_lengths = torch.tensor([12, 9, 5, 7]) if masked else None
     args = (targets, lengths, input_lengths)
-    value, grad = value_and_grad(ACELoss(kernel=True), logits, *args)
-    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits.double(), *args)
+    value, grad = value_and_grad(ACELoss(backend="kernel"), logits, *args)
+    ref_value, ref_grad = value_and_grad(ACELoss(backend="composed"), logits.double(), *args)
     assert value.dtype == grad.dtype == torch.float32
     assert torch.allclose(value.double(), ref_value, rtol=1e-6)
     assert torch.allclose(grad.double(), ref_grad, atol=1e-7)
@@ -166,24 +167,24 @@ def test_kernel_matches_float64_autograd(classes, masked):
 @pytest.mark.parametrize("masked", [False, True])
 def test_parallel_and_serial_kernels_agree(monkeypatch, masked):
     """Big batches go through numba's thread pool, small ones stay on the calling thread."""
-    kernels = ace_cpu.cpu_kernels()
+    kernels = ace_cpu.numba_kernels()
     logits, targets, lengths = make_batch(37, 5, batch=6, frames=12, dtype=torch.float32)
     args = (targets, lengths, torch.tensor([12, 9, 5, 7, 6, 12]) if masked else None)
     called = []
 
     def spy(name):
-        kernel = getattr(kernels, name)
+        kernel = getattr(kernels.module, name)
         return lambda *inputs: called.append(name) or kernel(*inputs)
 
     for name in ("ace_kernel", "ace_kernel_serial"):
-        monkeypatch.setattr(kernels, name, spy(name))
+        monkeypatch.setattr(kernels.module, name, spy(name))
     before = torch.get_num_threads()
     results = []
     try:
         torch.set_num_threads(2)
         for threshold in (0, logits.numel() + 1):
-            monkeypatch.setattr(ace_cpu, "PARALLEL_MIN_ELEMENTS", threshold)
-            results.append(value_and_grad(ACELoss(kernel=True), logits, *args))
+            monkeypatch.setattr(kernels, "parallel_min_elements", threshold)
+            results.append(value_and_grad(ACELoss(backend="kernel"), logits, *args))
     finally:
         torch.set_num_threads(before)
     assert called == ["ace_kernel", "ace_kernel_serial"]
@@ -195,8 +196,8 @@ def test_kernel_reads_a_2d_map_as_frames():
     gen = torch.Generator().manual_seed(1)
     logits = torch.randn(2, 3, 4, 37, generator=gen)
     targets, lengths = torch.tensor([[5, 5, 9], [1, 2, 0]]), torch.tensor([3, 2])
-    value, grad = value_and_grad(ACELoss(kernel=True), logits, targets, lengths)
-    ref_value, ref_grad = value_and_grad(ACELoss(kernel=False), logits, targets, lengths)
+    value, grad = value_and_grad(ACELoss(backend="kernel"), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(ACELoss(backend="analytic"), logits, targets, lengths)
     assert grad.shape == logits.shape
     assert torch.allclose(value, ref_value, rtol=1e-6)
     assert torch.allclose(grad, ref_grad, atol=1e-7)
@@ -206,7 +207,7 @@ def test_kernel_reads_a_2d_map_as_frames():
 def test_kernel_second_backward_recomputes(classes):
     logits, targets, lengths = make_batch(classes, 5, dtype=torch.float32)
     logits.requires_grad_(True)
-    loss = ACELoss(kernel=True)(logits, targets, lengths)
+    loss = ACELoss(backend="kernel")(logits, targets, lengths)
     (first,) = torch.autograd.grad(loss, logits, retain_graph=True)
     (second,) = torch.autograd.grad(loss, logits)
     assert torch.equal(first, second)
@@ -217,8 +218,12 @@ def test_kernel_gradient_scales_with_the_incoming_gradient(classes):
     """The kernel writes d(mean loss)/d logits in the forward; backward scales it."""
     logits, targets, lengths = make_batch(classes, 5, dtype=torch.float32)
     logits.requires_grad_(True)
-    (grad,) = torch.autograd.grad(-2.5 * ACELoss(kernel=True)(logits, targets, lengths), logits)
-    (ref,) = torch.autograd.grad(-2.5 * ACELoss(kernel=False)(logits, targets, lengths), logits)
+    (grad,) = torch.autograd.grad(
+        -2.5 * ACELoss(backend="kernel")(logits, targets, lengths), logits
+    )
+    (ref,) = torch.autograd.grad(
+        -2.5 * ACELoss(backend="analytic")(logits, targets, lengths), logits
+    )
     assert torch.allclose(grad, ref, atol=1e-6) and grad.abs().max() > 1e-4
 
 
@@ -227,10 +232,10 @@ def test_kernel_sample_without_frames_gives_no_loss_and_no_gradient(classes):
     logits, _, _ = make_batch(classes, 5, batch=2, dtype=torch.float32)
     targets, lengths = torch.tensor([[4, 2], [0, 0]]), torch.tensor([2, 0])
     logits.requires_grad_(True)
-    terms = ACELoss(kernel=True).terms(logits, targets, lengths, torch.tensor([7, 0]))
+    terms = ACELoss(backend="kernel").terms(logits, targets, lengths, torch.tensor([7, 0]))
     (grad,) = torch.autograd.grad(terms.loss, logits)
     assert (grad[1] == 0).all() and grad[0].abs().sum() > 0
-    alone = ACELoss(kernel=True).terms(logits[:1], targets[:1], lengths[:1])
+    alone = ACELoss(backend="kernel").terms(logits[:1], targets[:1], lengths[:1])
     assert torch.allclose(terms.loss * 2, alone.loss)  # the empty sample adds 0 to the mean
 
 
@@ -241,7 +246,10 @@ def test_kernel_kl_and_skips_match_pytorch_ops(on_too_long, classes):
     input_lengths = torch.tensor([12, 3, 9, 12])  # sample 1 holds more symbols than frames
     lengths[1] = 5
     args = (logits.requires_grad_(True), targets, lengths, input_lengths)
-    kernel, torch_ops = ACELoss(on_too_long=on_too_long, kernel=True), ACELoss(kernel=False)
+    kernel, torch_ops = (
+        ACELoss(on_too_long=on_too_long, backend="kernel"),
+        ACELoss(backend="analytic"),
+    )
     if on_too_long == "error":
         with pytest.raises(ValueError, match="batch index 1 has a label of 5 symbols.*only 3"):
             kernel.terms(*args)
@@ -261,7 +269,7 @@ def test_kernel_all_samples_skipped_gives_zero_loss_and_gradient(classes):
     logits, targets, lengths = make_batch(classes, 5, batch=2, frames=3, dtype=torch.float32)
     lengths[:] = 5
     logits.requires_grad_(True)
-    terms = ACELoss(on_too_long="skip", kernel=True).terms(logits, targets, lengths)
+    terms = ACELoss(on_too_long="skip", backend="kernel").terms(logits, targets, lengths)
     (grad,) = torch.autograd.grad(terms.loss, logits)
     assert terms.skipped == 2 and terms.loss == 0 and (grad == 0).all()
 
@@ -272,18 +280,22 @@ def test_kernel_names_a_target_outside_the_classes(classes):
     targets[1, 0] = classes
     lengths[1] = max(int(lengths[1]), 1)
     with pytest.raises(ValueError, match="batch index 1"):
-        ACELoss(kernel=True)(logits, targets, lengths)
+        ACELoss(backend="kernel")(logits, targets, lengths)
 
 
 def test_kernel_refuses_what_it_cannot_take():
     logits, targets, lengths = make_batch(37, 5)  # float64
     with pytest.raises(ValueError, match="float32 CPU logits"):
-        ACELoss(kernel=True)(logits, targets, lengths)
+        ACELoss(backend="kernel")(logits, targets, lengths)
     many = torch.zeros(1, 4, ace_cpu.KERNEL_MAX_CLASSES + 1)
-    assert kernel_applies(many[..., :37]) and kernel_applies(many)  # the wide kernel beyond 512
-    assert not kernel_applies(many.double())
-    value = ACELoss(kernel=False)(many, torch.tensor([[1]]), torch.tensor([1]))
-    assert torch.allclose(value, ACELoss(kernel=True)(many, torch.tensor([[1]]), torch.tensor([1])))
+    auto = ACELoss()
+    assert auto.backend_for(many[..., :37])[0] == "kernel"
+    assert auto.backend_for(many)[0] == "kernel"  # the wide kernel beyond 512
+    assert auto.backend_for(many.double())[0] == "analytic"
+    value = ACELoss(backend="analytic")(many, torch.tensor([[1]]), torch.tensor([1]))
+    assert torch.allclose(
+        value, ACELoss(backend="kernel")(many, torch.tensor([[1]]), torch.tensor([1]))
+    )
 
 
 def test_kernel_threads_follow_torch():
@@ -292,7 +304,7 @@ def test_kernel_threads_follow_torch():
     before = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        ACELoss(kernel=True)(logits, targets, lengths)
+        ACELoss(backend="kernel")(logits, targets, lengths)
         assert numba.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
@@ -304,8 +316,10 @@ def test_wide_kernel_underflowing_class_is_exact():
     logits, targets, lengths = make_batch(600, 5, batch=3, frames=9, dtype=torch.float32)
     lengths[:] = torch.tensor([5, 4, 3])
     logits[1, :, targets[1, 0]] = -1e4
-    value, grad = value_and_grad(ACELoss(kernel=True), logits, targets, lengths)
-    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits.double(), targets, lengths)
+    value, grad = value_and_grad(ACELoss(backend="kernel"), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(
+        ACELoss(backend="composed"), logits.double(), targets, lengths
+    )
     assert torch.isfinite(value) and value > 100
     assert torch.allclose(value.double(), ref_value, rtol=1e-6)
     assert torch.isfinite(grad).all() and (grad[1, :, targets[1, 0]] < 0).all()
@@ -318,7 +332,9 @@ def test_wide_kernel_rows_far_above_their_first_logit_are_exact():
     logits, targets, lengths = make_batch(600, 4, batch=2, frames=6, dtype=torch.float32)
     logits[0, 2, 7] = logits[0, 2, 0] + 200.0
     logits[1, :, 0] = -150.0  # every frame's first logit far below the rest
-    value, grad = value_and_grad(ACELoss(kernel=True), logits, targets, lengths)
-    ref_value, ref_grad = value_and_grad(ACELoss(fast=False), logits.double(), targets, lengths)
+    value, grad = value_and_grad(ACELoss(backend="kernel"), logits, targets, lengths)
+    ref_value, ref_grad = value_and_grad(
+        ACELoss(backend="composed"), logits.double(), targets, lengths
+    )
     assert torch.allclose(value.double(), ref_value, rtol=1e-6)
     assert torch.allclose(grad.double(), ref_grad, atol=1e-7)

@@ -230,3 +230,101 @@ def test_float32_under_autocast():
         loss = ACELoss()(half, targets, lengths)
     assert loss.dtype == torch.float32
     assert loss.item() == pytest.approx(four_formulas(half.double(), labels).item(), rel=1e-5)
+
+
+# ------------------------------------------------------------------ backends
+@pytest.mark.parametrize("backend", ["auto", "kernel", "analytic", "composed"])
+@pytest.mark.parametrize("shape", [(3, 8, 7), (3, 2, 4, 7)], ids=["1d", "2d"])
+def test_every_backend_gives_the_composed_value_and_gradient(backend, shape):
+    """Each implementation of Eq. 8 (Eq. 10 on a map) against autograd of the composed ops in
+    float64, on float32 logits, the dtype every backend takes; 1D with padded frames."""
+    if backend == "kernel":
+        pytest.importorskip("numba")
+    gen = torch.Generator().manual_seed(3)
+    logits = torch.randn(*shape, generator=gen) * 3
+    targets, lengths = (
+        torch.tensor([[1, 2, 2, 5], [3, 0, 0, 0], [6, 4, 1, 0]]),
+        torch.tensor([4, 1, 3]),
+    )
+    frames = torch.tensor([8, 6, 5]) if len(shape) == 3 else None
+
+    def value_and_grad(loss, x):
+        x = x.clone().requires_grad_(True)
+        value = loss(x, targets, lengths, frames)
+        return value.detach(), torch.autograd.grad(value, x)[0]
+
+    value, grad = value_and_grad(ACELoss(backend=backend), logits)
+    ref_value, ref_grad = value_and_grad(ACELoss(backend="composed"), logits.double())
+    assert value.dtype == grad.dtype == torch.float32
+    assert torch.allclose(value.double(), ref_value, rtol=1e-5)
+    assert torch.allclose(grad.double(), ref_grad, atol=1e-6)
+
+
+def test_auto_picks_kernel_for_float32_cpu_logits_else_analytic(monkeypatch):
+    """The choice made before ``backend`` existed: the numba kernels for float32 (or half, cast
+    to it) CPU logits when numba imports, the analytic Function elsewhere; the regression and
+    reference forms have composed ops only."""
+    from ace_str.losses import ace as ace_module
+
+    auto = ACELoss()
+    numba = ace_module.numba_kernels() is not None
+    on_cpu = "kernel" if numba else "analytic"
+    assert auto.backend_for(torch.zeros(1, 2, 3))[0] == on_cpu
+    assert auto.backend_for(torch.zeros(1, 2, 3, dtype=torch.bfloat16))[0] == on_cpu
+    assert auto.backend_for(torch.zeros(1, 2, 600))[0] == on_cpu  # the wide kernel
+    assert auto.backend_for(torch.zeros(1, 2, 3, dtype=torch.float64))[0] == "analytic"
+    assert auto.backend_for(torch.zeros(1, 2, 3, device="meta"))[0] == "analytic"  # as CUDA
+    for mode in ("regression", "reference"):
+        assert ACELoss(mode=mode).backend_for(torch.zeros(1, 2, 3))[0] == "composed"
+    monkeypatch.setattr(ace_module, "numba_kernels", lambda: None)
+    backend, why = auto.backend_for(torch.zeros(1, 2, 3))
+    assert backend == "analytic" and "numba" in why
+
+
+def test_explicit_backend_that_cannot_run_raises(monkeypatch):
+    from ace_str.losses import ace as ace_module
+
+    with pytest.raises(ValueError, match="backend must be one of"):
+        ACELoss(backend="fast")
+    with pytest.raises(ValueError, match="backend=kernel.*mode=regression"):
+        ACELoss(mode="regression", backend="kernel")
+    with pytest.raises(ValueError, match="backend=analytic.*mode=reference"):
+        ACELoss(mode="reference", backend="analytic")
+    assert ACELoss(mode="regression", backend="composed").backend_for(torch.zeros(1, 2, 3))
+    with monkeypatch.context() as patch:
+        patch.setattr(ace_module, "numba_kernels", lambda: None)
+        with pytest.raises(ValueError, match="backend=kernel needs numba"):
+            ACELoss(backend="kernel")
+    if ace_module.numba_kernels() is None:
+        return
+    kernel = ACELoss(backend="kernel")
+    logits, targets, lengths, _ = make_batch()  # float64
+    with pytest.raises(ValueError, match="backend=kernel needs float32 CPU logits"):
+        kernel(logits, targets, lengths)
+    with pytest.raises(ValueError, match="backend=kernel needs float32 CPU logits.*meta"):
+        kernel.backend_for(torch.zeros(1, 2, 3, device="meta"))  # as on CUDA
+
+
+def test_backend_is_logged_once_with_the_reason(caplog):
+    logits, targets, lengths, _ = make_batch()
+    loss = ACELoss()
+    with caplog.at_level("INFO", logger="ace_str.losses.ace"):
+        loss(logits, targets, lengths)
+        loss(logits, targets, lengths)
+    said = [r.getMessage() for r in caplog.records if "runs on backend" in r.getMessage()]
+    assert said == [
+        "ACE (mode=cross_entropy) runs on backend=analytic "
+        "(auto: torch.float64 logits on cpu, not float32 CPU)"
+    ]
+
+
+def test_skipped_samples_are_counted_and_said_once(caplog):
+    logits = torch.randn(3, 3, 5)
+    targets = torch.tensor([[1, 2, 3, 4], [1, 0, 0, 0], [1, 1, 1, 1]])
+    lengths = torch.tensor([4, 1, 4])
+    loss = ACELoss(on_too_long="skip", backend="composed")
+    with caplog.at_level("WARNING", logger="ace_str.losses.ace"):
+        assert loss.terms(logits, targets, lengths).skipped == 2
+        assert loss.terms(logits, targets, lengths).skipped == 2
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "left out 2 sample(s)" in said[0] and "ace_skipped" in said[0]

@@ -342,3 +342,22 @@ def test_ace_presence_term_against_its_formula_and_gradient():
     assert torch.isfinite(presence_loss(certain, torch.tensor([[1]]), torch.tensor([1])))
     with pytest.raises(ValueError, match="presence_weight"):
         ACEHead(4, 5, presence_weight=-1.0)
+
+
+def test_ace_heads_report_skipped_samples_and_pass_the_backend():
+    """A label longer than the frames under on_too_long=skip is left out of ACE and counted in
+    the loss output (ace_skipped), which the trainer logs; under error there is no such key."""
+    from ace_str.models.heads.ace import ACEHead
+
+    logits = torch.randn(3, 3, 6, requires_grad=True)
+    targets, lengths = batch_targets([[1, 2, 3, 4], [1], [2, 2]])  # the first: 4 symbols, 3 frames
+    out = ACEHead(4, 6, on_too_long="skip").loss(logits, targets, lengths)
+    assert float(out["ace_skipped"]) == 1.0 and not out["ace_skipped"].requires_grad
+    kept = ACEHead(4, 6).loss(logits[1:], targets[1:], lengths[1:])
+    assert torch.allclose(out["loss"], kept["loss"]) and "ace_skipped" not in kept
+    both = CTCACEHead(4, 6, on_too_long="skip").loss(logits[1:], targets[1:], lengths[1:])
+    assert float(both["ace_skipped"]) == 0.0
+    assert ACEHead(4, 6, backend="composed").criterion.backend == "composed"
+    assert CTCACEHead(4, 6, ace_backend="analytic").ace.backend == "analytic"
+    with pytest.raises(ValueError, match="backend=kernel.*mode=regression"):
+        ACEHead(4, 6, mode="regression", backend="kernel")

@@ -13,19 +13,19 @@ torch.set_num_threads(1)
 from ace_str.losses.ace import ACELoss
 logits = torch.randn(4, 12, 6, requires_grad=True)
 targets, lengths = torch.tensor([[1, 2, 3]] * 4), torch.tensor([3, 2, 1, 3])
-ACELoss(kernel={kernel})(logits, targets, lengths).backward()
+ACELoss(backend="{backend}")(logits, targets, lengths).backward()
 after_loss = torch.get_num_threads()
 torch.set_num_threads(2)
-ACELoss(kernel={kernel})(logits, targets, lengths).backward()
+ACELoss(backend="{backend}")(logits, targets, lengths).backward()
 print(after_loss, torch.get_num_threads())
 """
 
 
-@pytest.mark.parametrize("kernel", [None, False], ids=["numba-kernel", "pytorch-ops"])
-def test_thread_count_set_by_the_user_survives_the_ace_loss(kernel):
+@pytest.mark.parametrize("backend", ["auto", "analytic"], ids=["numba-kernel", "pytorch-ops"])
+def test_thread_count_set_by_the_user_survives_the_ace_loss(backend):
     """Catches: the numba kernel's first call resetting torch to NUMBA_NUM_THREADS (2 here)."""
     out = subprocess.run(
-        [sys.executable, "-c", PROGRAM.format(kernel=kernel)],
+        [sys.executable, "-c", PROGRAM.format(backend=backend)],
         capture_output=True,
         text=True,
         timeout=300,

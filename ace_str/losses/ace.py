@@ -7,22 +7,33 @@ the label, with ``N_blank = T - |S|``.
 
 from __future__ import annotations
 
-from typing import NamedTuple
+import logging
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ace_str.losses.ace_cpu import (
-    ace_terms_cpu,
-    cpu_kernels,
-    kernel_applies,
-)
+from ace_str.losses.ace_constants import BAD_TARGET, TOO_LONG
+from ace_str.losses.ace_cpu import KERNEL_MAX_CLASSES, ace_terms_cpu, numba_kernels
 from ace_str.losses.ace_fast import ace_cross_entropy_fast
+
+log = logging.getLogger(__name__)
 
 MODES = ("cross_entropy", "regression", "reference")
 ON_TOO_LONG = ("error", "skip")
+# What computes the cross-entropy form (Eq. 8 and its gradient); the other modes are composed
+# ops only. All give the same value and gradient (tests/test_ace_loss.py); they differ in speed.
+# kernel: the fused numba kernels of ace_cpu.py, for float32 CPU logits (ace_kernel.py up to
+#   KERNEL_MAX_CLASSES classes, ace_kernel_wide.py beyond; numba's pool when torch has threads);
+# analytic: ace_fast.FastACECrossEntropy, an autograd Function with the analytic gradient of
+#   Eq. 9 in one logits-sized buffer, on any device and dtype;
+# composed: ace_cross_entropy below, PyTorch ops differentiated by autograd (the readable form);
+# auto: kernel where it can run (float32 or half CPU logits, numba imported), else analytic.
+Backend = Literal["auto", "kernel", "analytic", "composed"]
+BACKENDS: tuple[Backend, ...] = ("auto", "kernel", "analytic", "composed")
+_HALF = (torch.float16, torch.bfloat16)  # cast to float32 first: ACE sums probabilities over time
 
 
 def flatten_prediction(logits: Tensor) -> Tensor:
@@ -103,28 +114,40 @@ class ACELoss(nn.Module):
 
     ``logits`` are raw scores (B, T, C) or (B, H, W, C); ``targets`` (B, L) padded class indices;
     ``target_lengths`` (B,); optional ``input_lengths`` (B,) valid frames for 1D predictions.
-    ``fast`` computes the cross-entropy form with ``FastACECrossEntropy`` (the analytic gradient
-    of Eq. 9, one logits-sized buffer); off, with the composed ops of ``ace_cross_entropy``.
-    ``kernel`` (fast only): the fused numba kernels (ace_cpu.py) for float32 CPU logits; None
-    uses them wherever they apply, False keeps PyTorch ops.
+    ``backend`` (one of BACKENDS, above) picks what computes the cross-entropy form; which one
+    ran is logged once, at INFO, on first use. An explicit one that cannot run raises: at
+    construction for a mode or a missing numba, at the first call for logits the kernels cannot
+    take.
     """
 
     def __init__(
         self,
         mode: str = "cross_entropy",
         on_too_long: str = "error",
-        fast: bool = True,
-        kernel: bool | None = None,
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
         if mode not in MODES:
             raise ValueError(f"ACE mode must be one of {MODES}, not {mode!r}")
         if on_too_long not in ON_TOO_LONG:
             raise ValueError(f"on_too_long must be one of {ON_TOO_LONG}, not {on_too_long!r}")
+        if backend not in BACKENDS:
+            raise ValueError(f"ACE backend must be one of {BACKENDS}, not {backend!r}")
+        if backend in ("kernel", "analytic") and mode != "cross_entropy":
+            raise ValueError(
+                f"ACE backend={backend} computes the cross-entropy form (Eq. 8); mode={mode} "
+                "runs on composed ops only: set backend to auto or composed"
+            )
+        if backend == "kernel" and numba_kernels() is None:
+            raise ValueError(
+                "ACE backend=kernel needs numba, which did not import (see the warning above): "
+                "install numba, or set backend to auto or analytic"
+            )
         self.mode = mode
         self.on_too_long = on_too_long
-        self.fast = fast
-        self.kernel = kernel
+        self.backend = backend
+        self._logged_backends: set[str] = set()
+        self._logged_skip = False
 
     def forward(
         self,
@@ -135,6 +158,26 @@ class ACELoss(nn.Module):
     ) -> Tensor:
         return self.terms(logits, targets, target_lengths, input_lengths).loss
 
+    def backend_for(self, logits: Tensor) -> tuple[str, str]:
+        """(the backend that computes ACE on ``logits``, why): ``backend`` when set, else what
+        auto picks. Raises ValueError when an explicit kernel cannot take the logits."""
+        dtype = torch.float32 if logits.dtype in _HALF else logits.dtype
+        kernel_takes = logits.device.type == "cpu" and dtype == torch.float32
+        if self.backend == "kernel" and not kernel_takes:
+            raise ValueError(
+                f"ACE backend=kernel needs float32 CPU logits (half precision is cast to it), "
+                f"got {dtype} on {logits.device}: set backend to auto or analytic"
+            )
+        if self.backend != "auto":
+            return self.backend, "set explicitly"
+        if self.mode != "cross_entropy":
+            return "composed", f"auto: mode={self.mode} runs on composed ops only"
+        if not kernel_takes:
+            return "analytic", f"auto: {dtype} logits on {logits.device.type}, not float32 CPU"
+        if numba_kernels() is None:
+            return "analytic", "auto: float32 CPU logits, but numba did not import"
+        return "kernel", "auto: float32 CPU logits and numba"
+
     def terms(
         self,
         logits: Tensor,
@@ -144,10 +187,48 @@ class ACELoss(nn.Module):
         names: list[str] | None = None,
     ) -> ACETerms:
         logits = flatten_prediction(logits)
-        if logits.dtype in (torch.float16, torch.bfloat16):
-            logits = logits.float()  # ACE sums probabilities over time: float32 at least
-        if self._kernel(logits):
-            return self._kernel_terms(logits, targets, target_lengths, input_lengths, names)
+        if logits.dtype in _HALF:
+            logits = logits.float()
+        backend = self._choose(logits)
+        if backend == "kernel":
+            terms = self._kernel_terms(logits, targets, target_lengths, input_lengths, names)
+        else:
+            terms = self._torch_terms(
+                logits, targets, target_lengths, input_lengths, names, backend == "analytic"
+            )
+        if terms.skipped and not self._logged_skip:
+            self._logged_skip = True
+            log.warning(
+                "ACE left out %d sample(s) whose label is longer than their frames "
+                "(on_too_long=skip); from now on only counted, as ace_skipped in the head's "
+                "loss output",
+                terms.skipped,
+            )
+        return terms
+
+    def _choose(self, logits: Tensor) -> str:
+        """backend_for, logged the first time each backend runs."""
+        backend, why = self.backend_for(logits)
+        if backend not in self._logged_backends:
+            self._logged_backends.add(backend)
+            detail = ""
+            if backend == "kernel":
+                classes = logits.shape[-1]
+                wide = classes > KERNEL_MAX_CLASSES
+                detail = f"; {classes} classes: ace_kernel{'_wide' if wide else ''}"
+            log.info("ACE (mode=%s) runs on backend=%s (%s%s)", self.mode, backend, why, detail)
+        return backend
+
+    def _torch_terms(
+        self,
+        logits: Tensor,
+        targets: Tensor,
+        target_lengths: Tensor,
+        input_lengths: Tensor | None,
+        names: list[str] | None,
+        analytic: bool,
+    ) -> ACETerms:
+        """The terms on PyTorch ops: the analytic Function or the composed ops of the mode."""
         batch, total_frames, _ = logits.shape
         masked = input_lengths is not None
         if masked:
@@ -157,7 +238,9 @@ class ACELoss(nn.Module):
         target_lengths = target_lengths.to(logits.device)
         keep = self._check_lengths(target_lengths, frames, names)
         with torch.autocast(device_type=logits.device.type, enabled=False):
-            per_sample, counts = self._per_sample(logits, targets, target_lengths, frames, masked)
+            per_sample, counts = self._per_sample(
+                logits, targets, target_lengths, frames, masked, analytic
+            )
             kl = per_sample.detach() - count_entropy(counts, frames)
         if keep is None:
             return ACETerms(per_sample.mean(), kl.mean(), 0)
@@ -176,11 +259,10 @@ class ACELoss(nn.Module):
         names: list[str] | None,
     ) -> ACETerms:
         """The same terms from the numba kernels (ace_cpu.py), which check labels themselves."""
-        kernels = cpu_kernels()
         total_frames = logits.shape[1]
 
         def report(status: np.ndarray) -> int:
-            bad = np.flatnonzero(status == kernels.BAD_TARGET)
+            bad = np.flatnonzero(status == BAD_TARGET)
             if bad.size:
                 i = int(bad[0])
                 raise ValueError(
@@ -188,7 +270,7 @@ class ACELoss(nn.Module):
                     f"[0, {logits.shape[-1]}) or a length beyond its padding: "
                     f"{targets[i].tolist()} (length {int(target_lengths[i])})"
                 )
-            too_long = np.flatnonzero(status == kernels.TOO_LONG)
+            too_long = np.flatnonzero(status == TOO_LONG)
             if too_long.size and self.on_too_long == "error":
                 i = int(too_long[0])
                 frames = total_frames if input_lengths is None else int(input_lengths[i])
@@ -196,22 +278,29 @@ class ACELoss(nn.Module):
                 raise ValueError(_too_long_message(i, int(target_lengths[i]), frames, names))
             return int(too_long.size)
 
-        loss, kl, skipped = ace_terms_cpu(logits, targets, target_lengths, input_lengths, report)
+        loss, kl, skipped = ace_terms_cpu(
+            numba_kernels(), logits, targets, target_lengths, input_lengths, report
+        )
         return ACETerms(loss, kl, skipped)
 
     def _per_sample(
-        self, logits: Tensor, targets: Tensor, target_lengths: Tensor, frames: Tensor, masked: bool
+        self,
+        logits: Tensor,
+        targets: Tensor,
+        target_lengths: Tensor,
+        frames: Tensor,
+        masked: bool,
+        analytic: bool,
     ) -> tuple[Tensor, Tensor]:
         batch, total_frames, num_classes = logits.shape
         targets = targets.to(logits.device)
         counts = character_counts(targets, target_lengths, num_classes, frames)
-        fast = self.mode == "cross_entropy" and self.fast
         mask = None
-        if masked or not fast:
+        if masked or not analytic:
             mask = frame_mask(total_frames, frames if masked else None, batch, logits.device)
         if self.mode == "reference":
             return ace_reference(logits, counts), counts
-        if fast:
+        if analytic:
             return ace_cross_entropy_fast(
                 logits, counts, targets, target_lengths, frames, mask
             ), counts
@@ -219,14 +308,6 @@ class ACELoss(nn.Module):
         if self.mode == "cross_entropy":
             return ace_cross_entropy(log_probs, counts, mask, frames), counts
         return ace_regression(log_probs, counts, mask), counts
-
-    def _kernel(self, logits: Tensor) -> bool:
-        if self.mode != "cross_entropy" or not self.fast or self.kernel is False:
-            return False
-        applies = kernel_applies(logits)
-        if self.kernel and not applies:
-            raise ValueError("ACE kernel=True needs float32 CPU logits, and numba")
-        return applies
 
     def _check_lengths(self, target_lengths: Tensor, frames: Tensor, names) -> Tensor | None:
         """A label longer than T would make N_blank negative: an error, or a counted skip.

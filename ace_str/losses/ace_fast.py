@@ -7,11 +7,11 @@ CTC (measured by ``scripts/bench_complexity.py``).
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor
 from torch.autograd.function import FunctionCtx, once_differentiable
+
+from ace_str.losses.ace_constants import MIN_FRAME_TOTAL, MIN_LABEL_SUM
 
 DENSE_COLUMNS_FACTOR = 4  # up to this many classes per label column, use every class column
 # The exponential path keeps e = exp(a - shift) without normalising each frame. A frame total
@@ -19,9 +19,7 @@ DENSE_COLUMNS_FACTOR = 4  # up to this many classes per label column, use every 
 # a label class whose summed probability is below MIN_LABEL_SUM (times its count) gives r_k
 # beyond 1 / MIN_LABEL_SUM: such batches are redone, shifted by each sample's largest logit,
 # then on the exact label-column path.
-MIN_FRAME_TOTAL = math.exp(-20.0)
 MAX_FRAME_TOTAL = 1e30
-MIN_LABEL_SUM = 1e-20
 BACKWARD_CHUNKS = 4
 
 

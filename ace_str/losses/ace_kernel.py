@@ -18,16 +18,22 @@ import numpy as np
 from numba import njit, prange, types
 from numba.extending import intrinsic
 
+from ace_str.losses.ace_constants import (
+    BAD_TARGET,
+    KL,
+    LOSS,
+    MIN_FRAME_TOTAL,
+    MIN_LABEL_SUM,
+    STATUS,
+    TOO_LONG,
+)
+
+_F = np.float32
 # A frame total below MIN_FRAME_TOTAL (in units of exp(shift)) is redone with the frame's own
 # max; terms below e^-87 are clamped there, so a label class whose summed probability is below
-# MIN_LABEL_SUM could be off by that clamp and is redone in log space.
-MIN_FRAME_TOTAL = np.float32(math.exp(-20.0))
-MIN_LABEL_SUM = 1e-20
-_F = np.float32
-# Per-sample outputs, one row of ``sample_out`` each.
-LOSS, KL, STATUS = 0, 1, 2  # STATUS: label classes redone in log space, or one of:
-BAD_TARGET = -1.0  # a class index outside [0, C)
-TOO_LONG = -2.0  # more label symbols than frames (N_blank < 0)
+# MIN_LABEL_SUM could be off by that clamp and is redone in log space. The frame totals are
+# float32, and so is the bound they are compared with.
+_MIN_FRAME_TOTAL = _F(MIN_FRAME_TOTAL)
 # fastmath without "nnan"/"ninf", so a NaN or infinite logit still ends in a NaN loss that the
 # trainer reports; only _lanes_max assumes finite inputs (a NaN row stays NaN through exp anyway)
 _FAST = {"contract", "afn", "reassoc", "arcp", "nsz"}
@@ -252,7 +258,7 @@ def _softmax_and_sums(logits, exps, stats, y_sum, valid):
         for k in range(classes):
             z += flat_out[row + k]
         m = shift
-        if z < MIN_FRAME_TOTAL:  # this frame's max is far below the sample's: its own shift
+        if z < _MIN_FRAME_TOTAL:  # this frame's max is far below the sample's: its own shift
             m = flat_in[row]
             for k in range(1, classes):
                 m = max(m, flat_in[row + k])

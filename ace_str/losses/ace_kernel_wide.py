@@ -16,17 +16,14 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from ace_str.losses.ace_constants import KL, LOSS, STATUS
 from ace_str.losses.ace_kernel import (
+    _F,
     _FAST,
-    KL,
-    LOSS,
-    STATUS,
     _exp_nonpositive,
     _label_status,
     _write_eq8,
 )
-
-_F = np.float32
 
 
 @njit(parallel=True, fastmath=_FAST, error_model="numpy", cache=True)

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from ace_str.losses.ace import ACELoss, character_counts, flatten_prediction
+from ace_str.losses.ace import ACELoss, ACETerms, Backend, character_counts, flatten_prediction
 from ace_str.models.decoding import (
     ace_count_decode,
     ace_greedy_decode,
@@ -45,6 +46,7 @@ class ACEHead(Head):
         decoder: str = "greedy",
         entropy_weight: float = 0.0,
         presence_weight: float = 0.0,
+        backend: Backend = "auto",
     ) -> None:
         super().__init__()
         if entropy_weight < 0:
@@ -52,7 +54,7 @@ class ACEHead(Head):
         if presence_weight < 0:
             raise ValueError(f"presence_weight must be at least 0, not {presence_weight}")
         self.classifier = nn.Linear(in_features, num_classes)
-        self.criterion = ACELoss(mode=mode, on_too_long=on_too_long)
+        self.criterion = ACELoss(mode=mode, on_too_long=on_too_long, backend=backend)
         self.read_order = read_order
         self.entropy_weight = entropy_weight
         self.presence_weight = presence_weight
@@ -63,7 +65,7 @@ class ACEHead(Head):
 
     def loss(self, logits: Tensor, targets: Tensor, target_lengths: Tensor) -> dict[str, Tensor]:
         terms = self.criterion.terms(logits, targets, target_lengths)
-        out = {"loss": terms.loss, "ace_kl": terms.kl}
+        out = {"loss": terms.loss, "ace_kl": terms.kl, **skip_count(self.criterion, terms)}
         if self.entropy_weight > 0:
             entropy = frame_entropy(logits)
             out["loss"] = terms.loss + self.entropy_weight * entropy
@@ -81,6 +83,16 @@ class ACEHead(Head):
 
     def decode(self, logits: Tensor) -> tuple[list[list[int]], Tensor]:
         return DECODERS[self.decoder](logits, self.read_order)
+
+
+def skip_count(criterion: ACELoss, terms: ACETerms) -> dict[str, Tensor]:
+    """{"ace_skipped": samples of the batch left out for a label longer than their frames}
+    under on_too_long=skip (nothing otherwise: such a label raises), so the trainer can sum and
+    log what the loss never saw. A CPU tensor, as the other outputs are tensors; reading it
+    waits for no device."""
+    if criterion.on_too_long != "skip":
+        return {}
+    return {"ace_skipped": torch.tensor(float(terms.skipped))}
 
 
 def frame_entropy(logits: Tensor) -> Tensor:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from torch import Tensor
 
-from ace_str.losses.ace import ACELoss
+from ace_str.losses.ace import ACELoss, Backend
+from ace_str.models.heads.ace import skip_count
 from ace_str.models.heads.ctc import CTCHead, ctc_loss
 
 
@@ -22,9 +23,10 @@ class CTCACEHead(CTCHead):
         decoder: str = "greedy",
         beam_width: int = 5,
         normalize_by_length: bool = True,
+        ace_backend: Backend = "auto",
     ) -> None:
         super().__init__(in_features, num_classes, decoder, beam_width, normalize_by_length)
-        self.ace = ACELoss(mode=ace_mode, on_too_long=on_too_long)
+        self.ace = ACELoss(mode=ace_mode, on_too_long=on_too_long, backend=ace_backend)
         self.ace_weight = ace_weight
 
     def loss(self, logits: Tensor, targets: Tensor, target_lengths: Tensor) -> dict[str, Tensor]:
@@ -35,4 +37,5 @@ class CTCACEHead(CTCHead):
             "ctc": ctc.detach(),
             "ace": ace.loss.detach(),
             "ace_kl": ace.kl,
+            **skip_count(self.ace, ace),
         }
