@@ -7,7 +7,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ace_str.engine.checkpoint import load_checkpoint, save_checkpoint
+from ace_str.build.checkpoint import load_checkpoint, save_checkpoint
 from ace_str.engine.trainer import Trainer
 
 

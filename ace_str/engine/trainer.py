@@ -23,12 +23,15 @@ from torch.utils.data import ConcatDataset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
+from ace_str.build.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ace_str.build.data import build_train_dataset, build_val_datasets
+from ace_str.build.loaders import PREFETCH_FACTOR, eval_loader, train_loader
+from ace_str.build.models import build_charset, build_model, resolve_device
 from ace_str.data.collate import Batch
-from ace_str.engine import budget, builders, distributed
+from ace_str.engine import budget, distributed
 from ace_str.engine.averaging import build_average
-from ace_str.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from ace_str.engine.tensorboard import add_grid
-from ace_str.evaluation.evaluator import evaluate_batches
+from ace_str.scoring.evaluator import evaluate_batches
 from ace_str.viz.maps import input_map_figure
 
 log = logging.getLogger(__name__)
@@ -71,11 +74,11 @@ class Trainer:
         if self.tcfg.num_threads:
             torch.set_num_threads(self.tcfg.num_threads)
         seed_everything(cfg.seed)
-        self.dist, self.device = distributed.setup(builders.resolve_device(cfg.device))
+        self.dist, self.device = distributed.setup(resolve_device(cfg.device))
         if self.dist.enabled:
             self.cfg = cfg = self._scale_lr(cfg)
-        self.charset = builders.build_charset(cfg)
-        self.model = builders.build_model(cfg, self.charset).to(self.device)
+        self.charset = build_charset(cfg)
+        self.model = build_model(cfg, self.charset).to(self.device)
         self._check_label_length()
         if self.tcfg.channels_last:  # NHWC convolutions: about 1.4x faster on CPU here
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -92,8 +95,8 @@ class Trainer:
         self.scaler = torch.amp.GradScaler(
             self.device.type, enabled=self.amp_dtype == torch.float16
         )
-        self.train_set, self.shuffle = builders.build_train_dataset(cfg, self.charset)
-        self.val_sets = builders.build_val_datasets(cfg, self.charset)
+        self.train_set, self.shuffle = build_train_dataset(cfg, self.charset)
+        self.val_sets = build_val_datasets(cfg, self.charset)
         self.step = 0
         self.batches_drawn = 0
         self.best = -math.inf
@@ -288,7 +291,7 @@ class Trainer:
         if writer is not None:
             self._log_index_drops(writer)
         world = self.dist.world_size
-        loader = builders.train_loader(
+        loader = train_loader(
             self.train_set,
             self.cfg,
             self.charset,
@@ -393,7 +396,7 @@ class Trainer:
             rng_state(),
             copy.deepcopy(self.average.state_dict()) if self.average is not None else None,
         )
-        loader = builders.train_loader(
+        loader = train_loader(
             self.train_set,
             self.cfg,
             self.charset,
@@ -413,7 +416,7 @@ class Trainer:
                 lambda: torch.save(self.state_dict(), io.BytesIO()),
                 int(tcfg.budget_warmup_steps),
                 int(tcfg.budget_probe_steps),
-                -(-builders.PREFETCH_FACTOR * self.cfg.data.num_workers // self.accumulate),
+                -(-PREFETCH_FACTOR * self.cfg.data.num_workers // self.accumulate),
             )
         finally:
             self._probing = False
@@ -453,7 +456,7 @@ class Trainer:
     def _score(self, dataset):
         """One validation set read by the weights validation uses; labels were normalised by
         the run's charset when loaded, so they are compared as they are."""
-        loader = builders.eval_loader(
+        loader = eval_loader(
             dataset, self.charset, self.cfg.data.batch_size, self.cfg.data.num_workers
         )
         return evaluate_batches(
