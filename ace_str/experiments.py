@@ -14,17 +14,15 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from hydra import compose, initialize_config_dir
 from matplotlib.figure import Figure  # no pyplot: no GUI backend, nothing global to close
-from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
+from ace_str.build.config import compose_config
 from ace_str.engine.trainer import Trainer
 from ace_str.evaluation.run import evaluate_checkpoint
 
 log = logging.getLogger(__name__)
 
-CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 # crnn_ace_quick on the shared 2-core CPU: 2400 steps of 64 in 13.9 minutes, validation included
 STEPS_PER_MINUTE = 170
 SYNTH_SET = "synth_val"
@@ -41,12 +39,6 @@ COLUMN_OF = {
     "SVTP_645": "SVTP",
     "CUTE80_288": "CUTE80",
 }
-
-
-def compose_config(name: str, overrides: Sequence[str] = ()) -> DictConfig:
-    """The config ``python train.py``/``evaluate.py`` would build from these overrides."""
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return compose(config_name=name, overrides=list(overrides))
 
 
 def budget_parser(

@@ -16,10 +16,11 @@ from pathlib import Path
 import torch
 from torch.utils.data import Subset
 
-from ace_str.engine import builders
-from ace_str.evaluation.evaluator import evaluate_batches, read_batch
+from ace_str.build.models import load_model, set_threads
+from ace_str.build.transform import build_transform
+from ace_str.data.folder import open_dataset
 from ace_str.evaluation.reader import keyed_loader
-from ace_str.evaluation.run import load_model, set_threads
+from ace_str.scoring.evaluator import evaluate_batches, read_batch
 
 SETS = ("IIIT5K", "SVT", "IC15")
 
@@ -55,10 +56,10 @@ def main(argv: list[str] | None = None) -> None:
     model, charset, train_cfg = load_model(args.checkpoint, torch.device("cpu"))
     if not args.no_channels_last:
         model = model.to(memory_format=torch.channels_last)
-    transform = builders.build_transform(train_cfg)
+    transform = build_transform(train_cfg)
     totals = {"images": 0, "model": 0.0, "full": 0.0}
     for name in args.sets:
-        dataset = builders.open_dataset(
+        dataset = open_dataset(
             Path(args.root) / name,
             charset,
             max_label_length=1000,

@@ -15,7 +15,7 @@ import torch
 
 from ace_str.data.charset import Charset
 from ace_str.data.synth import SyntheticWordDataset
-from ace_str.data.synth.preset import render_rate
+from ace_str.data.synth.rate import render_rate
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -44,11 +44,13 @@ def main(argv: list[str] | None = None) -> None:
             Charset(preset=args.charset), length=length, transform=transform
         )
     else:
-        from ace_str.data.synth.preset import compose_train_config, synth_from_config
+        from ace_str.build.config import compose_config
+        from ace_str.build.data import synth_dataset
+        from ace_str.build.models import build_charset
 
         overrides = [f"data={args.data}", f"charset={args.charset}", *args.overrides]
-        cfg = compose_train_config(overrides)
-        dataset = synth_from_config(cfg, length, transform=transform)
+        cfg = compose_config("train", overrides)
+        dataset = synth_dataset(cfg.data.synth, build_charset(cfg), transform, length=length)
         what += f", data={args.data}"
     rate = render_rate(dataset, args.num, args.warmup)
     print(f"renderer: {rate:.0f} images/s on one core ({args.num} samples, {what})")

@@ -1,6 +1,6 @@
 """Training throughput against the model alone, measured in one run (issue 23).
 
-full: ``Trainer.train_step`` on batches from ``builders.train_loader``, as ``train.py`` trains
+full: ``Trainer.train_step`` on batches from ``train_loader``, as ``train.py`` trains
 (the experiment's DataLoader workers, collate, ``trainer.num_threads``, channels-last, forward,
 loss, backward, optimizer step); model-only: the same number of steps on those same batches,
 held in memory, so nothing but the step runs. The ratio full / model-only says how much of the
@@ -33,8 +33,12 @@ from collections.abc import Iterable, Iterator
 import torch
 from omegaconf import DictConfig
 
-from ace_str.data.synth.preset import compose_train_config, render_rate, synth_from_config
-from ace_str.engine import builders
+from ace_str.build.config import compose_config
+from ace_str.build.data import synth_dataset
+from ace_str.build.loaders import train_loader
+from ace_str.build.models import build_charset
+from ace_str.build.transform import build_transform
+from ace_str.data.synth.rate import render_rate
 from ace_str.engine.trainer import Trainer
 
 RENDER_DATA = ("synth", "synth_real")
@@ -103,7 +107,7 @@ def pipeline_vs_model(
     with tempfile.TemporaryDirectory(prefix="bench_train_") as out:
         trainer = Trainer(cfg, out)
         trainer.model.train()
-        loader = builders.train_loader(trainer.train_set, cfg, trainer.charset, trainer.shuffle, 0)
+        loader = train_loader(trainer.train_set, cfg, trainer.charset, trainer.shuffle, 0)
         # levers to measure, set on the loader train_loader built (both stay None by default)
         if worker_nice is not None and loader.num_workers > 0:
             loader.worker_init_fn = functools.partial(_lower_priority, worker_nice)
@@ -131,9 +135,11 @@ def renderer_rates(overrides: list[str], num: int, warmup: int) -> dict[str, flo
     try:
         kept = [o for o in overrides if not o.lstrip("+~").startswith("data=")]
         for name in RENDER_DATA:
-            cfg = compose_train_config([*kept, f"data={name}"])
-            transform = builders.build_transform(cfg)
-            dataset = synth_from_config(cfg, warmup + num, transform=transform)
+            cfg = compose_config("train", [*kept, f"data={name}"])
+            transform = build_transform(cfg)
+            dataset = synth_dataset(
+                cfg.data.synth, build_charset(cfg), transform, length=warmup + num
+            )
             rates[name] = render_rate(dataset, num, warmup)
     finally:
         torch.set_num_threads(threads)
@@ -191,7 +197,7 @@ def main(argv: list[str] | None = None) -> None:
         sweep(args.overrides, args.steps, args.warmup)
         return
 
-    cfg = compose_train_config(args.overrides)
+    cfg = compose_config("train", args.overrides)
     # a one-cycle schedule refuses to step past trainer.max_steps
     cfg.trainer.max_steps = max(cfg.trainer.max_steps or 0, 2 * (args.warmup + args.steps))
     full, model_only, loader = pipeline_vs_model(

@@ -17,8 +17,10 @@ import itertools
 import logging
 import math
 
-from ace_str.data.synth.preset import compose_train_config
-from ace_str.engine import builders
+from ace_str.build.config import compose_config
+from ace_str.build.data import build_train_dataset
+from ace_str.build.loaders import train_loader
+from ace_str.build.models import build_charset
 from ace_str.viz.grid import save_grid
 
 
@@ -34,11 +36,11 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("--num must be positive and --step not negative")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    cfg = compose_train_config([*args.overrides, "data.num_workers=0"])
-    charset = builders.build_charset(cfg)
-    dataset, shuffle = builders.build_train_dataset(cfg, charset)
+    cfg = compose_config("train", [*args.overrides, "data.num_workers=0"])
+    charset = build_charset(cfg)
+    dataset, shuffle = build_train_dataset(cfg, charset)
     per_step = cfg.data.batch_size * int(cfg.trainer.get("accumulate") or 1)
-    loader = builders.train_loader(dataset, cfg, charset, shuffle, args.step * per_step)
+    loader = train_loader(dataset, cfg, charset, shuffle, args.step * per_step)
     # the run's own batches, enough for --num samples, shown evenly spread over them (a mixed
     # batch holds its sources one after another); unusable records are left out
     batches = itertools.islice(loader.batch_sampler, math.ceil(args.num / cfg.data.batch_size))

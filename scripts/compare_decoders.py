@@ -15,10 +15,11 @@ import argparse
 
 import torch
 
-from ace_str.engine import builders
-from ace_str.evaluation.evaluator import decode_logits
-from ace_str.evaluation.metrics import MetricTotals
-from ace_str.evaluation.run import load_model
+from ace_str.build.data import build_val_datasets
+from ace_str.build.loaders import eval_loader
+from ace_str.build.models import load_model
+from ace_str.scoring.evaluator import decode_logits
+from ace_str.scoring.metrics import MetricTotals
 
 
 def compare(checkpoint: str, decoders: list[str] | None, size: int | None) -> list[dict]:
@@ -26,14 +27,14 @@ def compare(checkpoint: str, decoders: list[str] | None, size: int | None) -> li
     model, charset, cfg = load_model(checkpoint, torch.device("cpu"))
     if size:
         cfg.data.val_synth_size = size
-    dataset = builders.build_val_datasets(cfg, charset).get("synth_val")
+    dataset = build_val_datasets(cfg, charset).get("synth_val")
     if dataset is None:
         raise SystemExit(f"{checkpoint}: its config validates on no synthetic set")
     names = decoders or list(model.head.decoders)
     if not names:
         raise SystemExit(f"{type(model.head).__name__} has one decoding; nothing to compare")
     totals = {name: MetricTotals() for name in names}
-    loader = builders.eval_loader(dataset, charset, cfg.data.batch_size, 1)
+    loader = eval_loader(dataset, charset, cfg.data.batch_size, 1)
     with torch.inference_mode():
         for batch in loader:
             logits = model(batch.images)

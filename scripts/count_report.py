@@ -12,13 +12,14 @@ import logging
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 
+from ace_str.build.data import synth_dataset
+from ace_str.build.loaders import eval_loader
+from ace_str.build.models import load_model, resolve_device
+from ace_str.build.transform import build_transform
 from ace_str.data.counting import label_counts
-from ace_str.engine import builders
-from ace_str.evaluation.metrics import CountTotals
-from ace_str.evaluation.run import load_model
 from ace_str.models.counting import most_frequent_counts, predict_counts
+from ace_str.scoring.metrics import CountTotals
 from ace_str.viz.counts import count_map_figure
 
 log = logging.getLogger("count_report")
@@ -36,13 +37,12 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    device = builders.resolve_device(args.device)
+    device = resolve_device(args.device)
     model, charset, cfg = load_model(args.checkpoint, device)
-    transform = builders.build_transform(cfg)
-    test = instantiate(cfg.data.synth, charset=charset, transform=transform, seed=args.seed,
-                       length=args.samples)  # fmt: skip
-    train = instantiate(cfg.data.synth, charset=charset, length=args.train_samples)
-    loader = builders.eval_loader(test, charset, cfg.data.batch_size, 0)
+    transform = build_transform(cfg)
+    test = synth_dataset(cfg.data.synth, charset, transform, seed=args.seed, length=args.samples)
+    train = synth_dataset(cfg.data.synth, charset, length=args.train_samples)
+    loader = eval_loader(test, charset, cfg.data.batch_size, 0)
     predicted, truth = predict_counts(model, loader, charset, device)
     baseline = most_frequent_counts(
         label_counts([train.sample(i)[1] for i in range(len(train))], charset)

@@ -18,10 +18,10 @@ from pathlib import Path
 import torch
 from torch import Tensor, nn
 
+from ace_str.build.models import load_model
+from ace_str.build.transform import build_transform
 from ace_str.data.charset import Charset
-from ace_str.engine import builders
-from ace_str.evaluation.evaluator import decode_logits
-from ace_str.evaluation.run import load_model
+from ace_str.scoring.evaluator import decode_logits
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
     model, charset, cfg = load_model(args.checkpoint, torch.device("cpu"))
-    transform = builders.build_transform(cfg)
+    transform = build_transform(cfg)
     shape = (cfg.data.channels, cfg.data.height, cfg.data.width)
     images = sample_batch(transform, args.images, args.batch, shape)
     out = Path(args.out) if args.out else Path(args.checkpoint).parent / "export"

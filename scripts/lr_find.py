@@ -18,8 +18,8 @@ from pathlib import Path
 
 from matplotlib.figure import Figure  # no pyplot: nothing global to close
 
-from ace_str.data.synth.preset import compose_train_config
-from ace_str.engine import builders
+from ace_str.build.config import compose_config
+from ace_str.build.loaders import train_loader
 from ace_str.engine.lr_find import LrPoint, lr_range_test, suggest_lr
 from ace_str.engine.trainer import Trainer
 
@@ -53,10 +53,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    cfg = compose_train_config([*args.overrides, "trainer.budget_minutes=null"])
+    cfg = compose_config("train", [*args.overrides, "trainer.budget_minutes=null"])
     with tempfile.TemporaryDirectory(prefix="lr_find_") as out:
         trainer = Trainer(cfg, out)
-        loader = builders.train_loader(trainer.train_set, cfg, trainer.charset, trainer.shuffle, 0)
+        loader = train_loader(trainer.train_set, cfg, trainer.charset, trainer.shuffle, 0)
         steps = trainer.step_inputs(loader)
         points = lr_range_test(
             trainer, steps, args.min_lr, args.max_lr, args.steps, args.smoothing, args.diverge

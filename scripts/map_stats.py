@@ -19,8 +19,8 @@ import statistics
 
 import torch
 
-from ace_str.engine import builders
-from ace_str.evaluation.run import load_model
+from ace_str.build.data import build_val_datasets
+from ace_str.build.models import load_model
 
 
 def map_stats(probs: torch.Tensor, label: str, symbols: str) -> dict[str, float]:
@@ -45,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=100, help="validation images to read")
     args = parser.parse_args(argv)
     model, charset, cfg = load_model(args.checkpoint, torch.device("cpu"))
-    datasets = builders.build_val_datasets(cfg, charset)
+    datasets = build_val_datasets(cfg, charset)
     if not datasets:
         raise SystemExit(f"{args.checkpoint}: its config names no validation set")
     name, dataset = next(iter(datasets.items()))

@@ -16,10 +16,11 @@ import random
 import sys
 from pathlib import Path
 
-from hydra.utils import instantiate
-
+from ace_str.build.config import compose_config
+from ace_str.build.data import synth_dataset
+from ace_str.build.models import build_charset
+from ace_str.build.transform import build_transform
 from ace_str.data.folder import LabelledFolderDataset
-from ace_str.data.synth.preset import compose_train_config, synth_from_config
 from ace_str.viz.grid import comparison_grid, save_figure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,9 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     if not Path(args.real).is_dir():
         sys.exit(f"error: real image folder not found: {args.real}")
 
-    cfg = compose_train_config([f"data={args.data}", *args.overrides])
-    transform = instantiate(cfg.data.transform) if args.model_input else None
-    synth = synth_from_config(cfg, args.num, seed=args.seed, transform=transform)
+    cfg = compose_config("train", [f"data={args.data}", *args.overrides])
+    transform = build_transform(cfg) if args.model_input else None
+    synth = synth_dataset(
+        cfg.data.synth, build_charset(cfg), transform, length=args.num, seed=args.seed
+    )
     synth_pairs = [synth[i] for i in range(args.num)]
     real = LabelledFolderDataset(
         args.real, synth.charset, cfg.data.max_label_length, transform=transform

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from ace_str.engine import builders
-from ace_str.evaluation.run import load_model
+from ace_str.build.models import load_model, resolve_device
+from ace_str.build.transform import build_transform
 from ace_str.viz.maps import save_map_picture
 
 log = logging.getLogger("show_2d")
@@ -29,9 +29,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
 
-    device = builders.resolve_device(args.device)
+    device = resolve_device(args.device)
     model, charset, cfg = load_model(args.checkpoint, device)
-    transform = builders.build_transform(cfg)
+    transform = build_transform(cfg)
     out = Path(args.out)
     for index, name in enumerate(args.images):
         try:

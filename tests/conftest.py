@@ -7,11 +7,11 @@ from pathlib import Path
 from types import ModuleType
 
 import pytest
-from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from ace_str.build.config import compose_config
+
 REPO = Path(__file__).resolve().parents[1]
-CONFIGS = str(REPO / "configs")
 
 TINY = [
     "model.backbone.channels=[4,8,8,8,16,16,16]",
@@ -35,11 +35,6 @@ def load_script(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def compose_config(name: str = "train", overrides: list[str] | None = None) -> DictConfig:
-    with initialize_config_dir(config_dir=CONFIGS, version_base="1.3"):
-        return compose(config_name=name, overrides=overrides or [])
 
 
 @pytest.fixture

@@ -2,10 +2,10 @@
 
 import torch
 
-from ace_str.engine.checkpoint import load_checkpoint
+from ace_str.build.checkpoint import load_checkpoint
+from ace_str.build.config import compose_config
 from ace_str.engine.trainer import Trainer
 
-from .conftest import compose_config
 from .test_distributed import NO_BATCH_NORM
 from .test_trainer import interrupt_at, weights
 

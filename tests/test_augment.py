@@ -4,11 +4,11 @@ validation and evaluation data never are."""
 import torch
 from PIL import Image, ImageDraw
 
+from ace_str.build.config import compose_config
+from ace_str.build.data import build_train_dataset, build_val_datasets
+from ace_str.build.models import build_charset
 from ace_str.data.augment import AugmentedDataset
 from ace_str.data.mixing import MixedDataset
-from ace_str.engine import builders
-
-from .conftest import compose_config
 
 
 def write_crops(path, words):
@@ -51,10 +51,10 @@ def test_augmentation_is_deterministic_per_sample_and_keeps_the_global_rng(tmp_p
     """The same (seed, index) gives the same image whatever was drawn before, the global torch
     stream is left as found (a resumed run stays bit-exact), and the crops do change."""
     cfg = config(tmp_path, "augment=str")
-    charset = builders.build_charset(cfg)
-    train, _ = builders.build_train_dataset(cfg, charset)
+    charset = build_charset(cfg)
+    train, _ = build_train_dataset(cfg, charset)
     assert isinstance(train, AugmentedDataset)
-    plain, _ = builders.build_train_dataset(config(tmp_path), charset)
+    plain, _ = build_train_dataset(config(tmp_path), charset)
     torch.manual_seed(5)
     state = torch.get_rng_state()
     first = samples(train)
@@ -65,7 +65,7 @@ def test_augmentation_is_deterministic_per_sample_and_keeps_the_global_rng(tmp_p
         assert torch.equal(a, b) and label_a == label_b
     changed = [not torch.equal(a, p) for (a, _), (p, _) in zip(first, samples(plain), strict=True)]
     assert sum(changed) >= 2, "the policy left nearly every crop as stored"
-    reseeded, _ = builders.build_train_dataset(config(tmp_path, "augment=str", "seed=1"), charset)
+    reseeded, _ = build_train_dataset(config(tmp_path, "augment=str", "seed=1"), charset)
     pairs = zip(first, samples(reseeded), strict=True)
     assert any(not torch.equal(a, b) for (a, _), (b, _) in pairs)
 
@@ -73,9 +73,9 @@ def test_augmentation_is_deterministic_per_sample_and_keeps_the_global_rng(tmp_p
 def test_validation_and_evaluation_data_are_never_augmented(tmp_path):
     """The validation sets built with augment=str equal those built without it, sample for
     sample; evaluate.py's config has no augmentation to apply."""
-    charset = builders.build_charset(config(tmp_path))
-    plain = builders.build_val_datasets(config(tmp_path), charset)
-    augmented = builders.build_val_datasets(config(tmp_path, "augment=str"), charset)
+    charset = build_charset(config(tmp_path))
+    plain = build_val_datasets(config(tmp_path), charset)
+    augmented = build_val_datasets(config(tmp_path, "augment=str"), charset)
     assert plain.keys() == augmented.keys() and plain
     for name, dataset in augmented.items():
         assert not isinstance(dataset, AugmentedDataset)
@@ -93,7 +93,7 @@ def test_mixing_augments_the_real_sources_only(tmp_path):
         f"data.train_sources=[{{name: synth, ratio: 1}}, {{roots: [{tmp_path / 'crops'}], "
         "ratio: 1}]",
     )
-    mixed, _ = builders.build_train_dataset(cfg, builders.build_charset(cfg))
+    mixed, _ = build_train_dataset(cfg, build_charset(cfg))
     assert isinstance(mixed, MixedDataset)
     kinds = [isinstance(source, AugmentedDataset) for source in mixed.sources]
     assert kinds == [False, True]

@@ -5,9 +5,9 @@ import pytest
 import torch
 from torch import nn
 
+from ace_str.build.checkpoint import load_checkpoint
 from ace_str.engine import budget
 from ace_str.engine.averaging import WeightAverage
-from ace_str.engine.checkpoint import load_checkpoint
 from ace_str.engine.trainer import Trainer
 
 from .test_trainer import interrupt_at

@@ -8,8 +8,8 @@ import pytest
 from ace_str.data.lmdb import find_lmdbs
 from ace_str.evaluation import benchmarks
 from ace_str.evaluation.benchmarks import find_benchmarks, identify, resolve_selection
-from ace_str.evaluation.evaluator import Reading
 from ace_str.evaluation.report import add_means, markdown_table, worst_errors, write_predictions
+from ace_str.scoring.evaluator import Reading
 
 
 def test_names_map_to_registry_entries():

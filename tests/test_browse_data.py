@@ -1,6 +1,7 @@
 """scripts/browse_data.py: a captioned grid of what training draws, for any source."""
 
-from .conftest import TINY, load_script
+from tests.conftest import TINY, load_script
+
 from .test_augment import WORDS, write_crops
 
 

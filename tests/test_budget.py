@@ -5,8 +5,8 @@ import types
 import pytest
 import torch
 
+from ace_str.build.checkpoint import load_checkpoint
 from ace_str.engine.budget import StepCosts, measure_costs, plan_steps, run_seconds
-from ace_str.engine.checkpoint import load_checkpoint
 from ace_str.engine.trainer import Trainer
 from tests.test_trainer import interrupt_at, weights
 

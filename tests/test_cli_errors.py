@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 import torch
 
+from ace_str.build.checkpoint import save_checkpoint
+from ace_str.build.config import compose_config
 from ace_str.cli import check_experiment
-from ace_str.engine.checkpoint import save_checkpoint
 from ace_str.engine.trainer import Trainer
-
-from .conftest import TINY, compose_config
+from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 

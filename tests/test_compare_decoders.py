@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from ace_str.engine.trainer import Trainer
-
-from .conftest import load_script
+from tests.conftest import load_script
 
 
 def test_rows_per_decoder_on_the_runs_own_validation_set(tiny_config, tmp_path, capsys):

@@ -6,8 +6,10 @@ from pathlib import Path
 import pytest
 from hydra.utils import instantiate
 
-from ace_str.engine import builders
-from tests.conftest import TINY, compose_config
+from ace_str.build.config import compose_config
+from ace_str.build.data import build_train_dataset
+from ace_str.build.models import build_charset, build_model
+from tests.conftest import TINY
 
 EXPERIMENTS = sorted(
     p.stem for p in (Path(__file__).parents[1] / "configs/experiment").glob("*.yaml")
@@ -18,8 +20,8 @@ EXPERIMENTS = sorted(
 def test_experiment_composes_and_builds(experiment):
     cfg = compose_config("train", [f"experiment={experiment}"])
     assert cfg.name == experiment
-    charset = builders.build_charset(cfg)
-    model = builders.build_model(cfg, charset)
+    charset = build_charset(cfg)
+    model = build_model(cfg, charset)
     optimizer = instantiate(cfg.optimizer)(model.parameters())
     instantiate(cfg.scheduler)(optimizer)
     assert model.num_classes == charset.num_classes
@@ -39,7 +41,7 @@ def test_missing_train_root_is_named(tmp_path):
         "train", ["experiment=crnn_ace", *TINY, f"data.train_roots=[{tmp_path}/nope]"]
     )
     with pytest.raises(FileNotFoundError, match="nope"):
-        builders.build_train_dataset(cfg, builders.build_charset(cfg))
+        build_train_dataset(cfg, build_charset(cfg))
 
 
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
@@ -64,7 +66,7 @@ def test_cpu_synth_real_fine_tunes_on_real_train_from_step_6000(tmp_path):
     cfg = compose_config(
         "train", ["experiment=cpu_synth_real", *TINY, f"data.real_train_root={tmp_path}"]
     )
-    dataset, _ = builders.build_train_dataset(cfg, builders.build_charset(cfg))
+    dataset, _ = build_train_dataset(cfg, build_charset(cfg))
     assert dataset.names == ["synth", "real"] and len(dataset.sources[1]) == 3
     # the real crops join for the last quarter of the run, however many steps the budget gives
     for steps in (8000, 3000):

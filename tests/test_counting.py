@@ -7,18 +7,18 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
+from ace_str.build.config import compose_config
 from ace_str.data.charset import Charset
 from ace_str.data.collate import Collator
 from ace_str.data.counting import SyntheticCountDataset, label_counts
 from ace_str.data.transforms import ResizeNormalize
 from ace_str.data.voc import VOC_CLASSES, VOC_SYMBOLS, VOCCountDataset, read_voc_objects, voc_label
-from ace_str.evaluation.metrics import CountTotals
 from ace_str.models.backbones.resnet_fcn import ResNetFCN
 from ace_str.models.counting import counts_from_map, most_frequent_counts, predict_counts
 from ace_str.models.heads.ace import ACEHead
 from ace_str.models.recognizer import Recognizer
+from ace_str.scoring.metrics import CountTotals
 from ace_str.viz.counts import count_map_figure
-from tests.conftest import compose_config
 
 SHAPES = Charset(symbols="cstxr")
 

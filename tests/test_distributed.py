@@ -12,10 +12,10 @@ import torch
 import torch.multiprocessing as mp
 from torch import nn
 
+from ace_str.build.config import compose_config
 from ace_str.data.sampler import ResumableSampler
 from ace_str.engine.distributed import scaled_lr, sync_batch_norm
-
-from .conftest import TINY, compose_config
+from tests.conftest import TINY
 
 STEPS = 16
 

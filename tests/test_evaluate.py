@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from ace_str.build.checkpoint import load_checkpoint, save_checkpoint
+from ace_str.build.config import compose_config
+from ace_str.build.models import load_model
 from ace_str.data.charset import Charset
 from ace_str.data.synth import SyntheticWordDataset
-from ace_str.engine.checkpoint import load_checkpoint, save_checkpoint
 from ace_str.engine.trainer import Trainer
-from ace_str.evaluation.run import evaluate_checkpoint, load_model
-from tests.conftest import compose_config
+from ace_str.evaluation.run import evaluate_checkpoint
 
 
 def write_folder(root: Path, labels: list[str]) -> None:

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 import torch
 
+from ace_str.build.models import load_model
 from ace_str.engine.trainer import Trainer
-from ace_str.evaluation.evaluator import decode_logits
-from ace_str.evaluation.run import load_model
+from ace_str.scoring.evaluator import decode_logits
 
 REPO = Path(__file__).resolve().parents[1]
 _spec = importlib.util.spec_from_file_location("export", REPO / "scripts/export.py")

@@ -16,7 +16,7 @@ from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ace_str.data.charset import Charset
-from ace_str.data.collate import Collator, drain_skips
+from ace_str.data.collate import Collator, Skip
 from ace_str.data.lmdb import LmdbDataset
 from ace_str.data.sampler import ResumableSampler
 from ace_str.engine.trainer import Trainer
@@ -122,9 +122,18 @@ def test_training_through_fuzzed_lmdb_counts_every_skip(tiny_config, tmp_path, f
 
 def test_collator_drops_labels_longer_than_the_model_emits() -> None:
     collate = Collator(Charset(preset="lower36"), max_label_length=4)
-    drain_skips()
     batch = collate([(torch.zeros(1, 4, 4), "ok"), (torch.zeros(1, 4, 4), "toolong")])
     assert batch.texts == ["ok"] and [s.reason for s in batch.skipped] == ["too_long"]
+
+
+def test_skips_of_an_all_skipped_batch_travel_with_the_next_one() -> None:
+    """A dataset's Skip values are counted even when no sample of their batch survives."""
+    collate = Collator(Charset(preset="lower36"))
+    corrupt = Skip("db", "image-000000007", "corrupt_image")
+    assert collate([corrupt, None]) is None
+    batch = collate([(torch.zeros(1, 4, 4), "ok")])
+    assert [s.reason for s in batch.skipped] == ["corrupt_image", "no_sample"]
+    assert collate([(torch.zeros(1, 4, 4), "ok")]).skipped == []
 
 
 def test_max_label_length_beyond_the_frames_is_a_config_error(tiny_config, tmp_path) -> None:

@@ -5,15 +5,15 @@ from pathlib import Path
 import pytest
 import torch
 
+from ace_str.build.config import compose_config
+from ace_str.build.models import build_charset, build_model
 from ace_str.data.charset import Charset
 from ace_str.data.synth.fonts import FontError
 from ace_str.data.synth.lines import SyntheticLineDataset, find_line_fonts
 from ace_str.data.transforms import ResizeNormalize
-from ace_str.engine import builders
 from ace_str.models.backbones.hctr import HCTRBackbone, ResLSTM
 from ace_str.models.heads.ace import ACEHead
 from ace_str.models.recognizer import Recognizer
-from tests.conftest import compose_config
 
 TINY_CHANNELS = (2, 2, 4, 4, 4, 4, 4, 4, 8, 8, 8)
 
@@ -109,8 +109,8 @@ def test_synthetic_lines_are_reproducible_and_fit_the_charset():
 
 def test_hctr_ace_quick_composes_with_39_frames():
     cfg = compose_config("train", ["experiment=hctr_ace_quick"])
-    charset = builders.build_charset(cfg)
-    model = builders.build_model(cfg, charset)
+    charset = build_charset(cfg)
+    model = build_model(cfg, charset)
     assert model.num_classes == 501
     assert model.backbone.frames(cfg.data.width) == 39 >= cfg.data.max_label_length
     assert cfg.trainer.monitor == "accurate_rate"

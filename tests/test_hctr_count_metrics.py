@@ -5,14 +5,14 @@ import math
 import pytest
 import torch
 
-from ace_str.evaluation.metrics import (
+from ace_str.models.counting import counts_from_map
+from ace_str.scoring.metrics import (
     CountTotals,
     MetricTotals,
     alignment_errors,
     correct_accurate_rates,
     counting_errors,
 )
-from ace_str.models.counting import counts_from_map
 
 
 def test_alignment_errors_split_substitutions_deletions_insertions():

@@ -7,17 +7,18 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from ace_str.build.config import compose_config
+from ace_str.build.data import build_train_dataset, build_val_datasets
+from ace_str.build.models import build_charset, load_model
 from ace_str.data.shuffle import ShuffledLabels
 from ace_str.data.tokenizer import EOS, AttentionTokenizer
-from ace_str.engine import builders
 from ace_str.engine.trainer import Trainer
-from ace_str.evaluation.run import evaluate_checkpoint, load_model
+from ace_str.evaluation.run import evaluate_checkpoint
 from ace_str.losses.ace import ACELoss
 from ace_str.models.decoding import ctc_greedy_decode, ctc_prefix_beam_search
 from ace_str.models.heads.attention import AttentionHead
 from ace_str.models.heads.ctc import CTCHead
 from ace_str.models.heads.ctc_ace import CTCACEHead
-from tests.conftest import compose_config
 from tests.test_evaluate import write_folder
 
 
@@ -236,12 +237,12 @@ def test_shuffle_ratio_zero_is_unchanged_and_ratio_picks_a_share():
 
 def test_only_the_training_set_is_shuffled(tiny_config):
     cfg = tiny_config("data.shuffle_ratio=1.0")
-    charset = builders.build_charset(cfg)
-    train, _ = builders.build_train_dataset(cfg, charset)
+    charset = build_charset(cfg)
+    train, _ = build_train_dataset(cfg, charset)
     assert isinstance(train, ShuffledLabels) and train.ratio == 1.0
-    vals = builders.build_val_datasets(cfg, charset)
+    vals = build_val_datasets(cfg, charset)
     assert vals and not any(isinstance(v, ShuffledLabels) for v in vals.values())
-    plain, _ = builders.build_train_dataset(tiny_config(), charset)
+    plain, _ = build_train_dataset(tiny_config(), charset)
     assert not isinstance(plain, ShuffledLabels)
 
 

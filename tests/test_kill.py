@@ -17,9 +17,8 @@ from pathlib import Path
 
 import torch
 
-from ace_str.engine.checkpoint import load_checkpoint
-
-from .conftest import TINY
+from ace_str.build.checkpoint import load_checkpoint
+from tests.conftest import TINY
 
 ROOT = Path(__file__).resolve().parents[1]
 TIMEOUT = 300.0  # seconds for any one wait; only ever reached when something is wrong

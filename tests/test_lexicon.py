@@ -6,13 +6,13 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from ace_str.build.config import compose_config
 from ace_str.data.charset import Charset
 from ace_str.engine.trainer import Trainer
 from ace_str.evaluation.lexicon import constrain, head_loss_scorer, load_lexicons
 from ace_str.evaluation.run import evaluate_checkpoint
 from ace_str.models.heads.ace import ACEHead
 from ace_str.models.heads.ctc import CTCHead
-from tests.conftest import compose_config
 from tests.test_evaluate import write_folder
 
 CHARSET = Charset(preset="lower36")

@@ -12,7 +12,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 
 from ace_str.data.charset import Charset
-from ace_str.data.collate import Batch, Collator
+from ace_str.data.collate import Batch, Collator, Skip
 from ace_str.data.folder import LabelledFolderDataset, find_datasets, open_dataset
 from ace_str.data.lmdb import LmdbDataset, LmdbWriter, count_lmdb
 from ace_str.data.transforms import ResizeNormalize
@@ -138,7 +138,7 @@ def test_many_roots_and_discovery(tmp_path: Path) -> None:
         parent[3]
 
 
-def test_corrupt_record_returns_none(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_corrupt_record_returns_a_skip(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     create_lmdb(make_folder(tmp_path / "src", ["ab", "cd", "ef"]), tmp_path / "db")
     with lmdb.open(str(tmp_path / "db")) as env, env.begin(write=True) as txn:
         txn.put(b"image-000000002", b"not an image")
@@ -146,7 +146,8 @@ def test_corrupt_record_returns_none(tmp_path: Path, caplog: pytest.LogCaptureFi
         txn.put(b"label-000000003", b"\xff\xfe")  # not UTF-8: dropped at init instead
     ds = LmdbDataset(tmp_path / "db", Charset(preset="lower36"))
     assert len(ds) == 2 and ds.stats[0].dropped == {"label_not_utf8": 1}
-    assert ds[1] is None and ds.corrupt == 1
+    assert ds[1] == Skip(str(tmp_path / "db"), "image-000000002", "corrupt_image")
+    assert ds.corrupt == 1
     assert "image-000000002" in caplog.text and str(tmp_path / "db") in caplog.text
 
 
@@ -202,7 +203,7 @@ def test_folder_dataset_and_open_dataset(tmp_path: Path) -> None:
         "empty_label": 1,
     }
     assert [s[1] for s in ds.samples][-1] == "broken"
-    assert ds[len(ds) - 1] is None and ds.corrupt == 1
+    assert ds[len(ds) - 1].reason == "corrupt_image" and ds.corrupt == 1
     assert find_datasets(tmp_path) == [tmp_path / "bench/IIIT", tmp_path / "bench/lmdb_named_oddly"]
     assert isinstance(open_dataset(tmp_path / "bench/lmdb_named_oddly", charset), LmdbDataset)
     assert isinstance(open_dataset(folder, charset), LabelledFolderDataset)

@@ -6,8 +6,7 @@ import math
 import pytest
 
 from ace_str.engine.lr_find import LrPoint, lr_range_test, suggest_lr
-
-from .conftest import TINY, load_script
+from tests.conftest import TINY, load_script
 
 
 def test_suggestion_is_the_steepest_descent() -> None:

@@ -1,6 +1,6 @@
 import pytest
 
-from ace_str.evaluation.metrics import MetricTotals, normalize_text, one_minus_ned
+from ace_str.scoring.metrics import MetricTotals, normalize_text, one_minus_ned
 
 
 def test_standard_protocol_lowercases_and_drops_punctuation():

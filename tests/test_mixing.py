@@ -10,8 +10,8 @@ import lmdb
 import pytest
 from PIL import Image
 
+from ace_str.build.checkpoint import load_checkpoint
 from ace_str.data.mixing import MixedDataset, batch_counts
-from ace_str.engine.checkpoint import load_checkpoint
 from ace_str.engine.trainer import Trainer
 
 

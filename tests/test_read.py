@@ -5,9 +5,9 @@ import logging
 import numpy as np
 from PIL import Image
 
+from ace_str.build.config import compose_config
 from ace_str.engine.trainer import Trainer
 from ace_str.evaluation.reader import list_images, read_with_checkpoint
-from tests.conftest import compose_config
 
 
 def odd_images(folder):

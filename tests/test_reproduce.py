@@ -10,10 +10,9 @@ import torch
 from PIL import Image
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ace_str.engine.checkpoint import load_checkpoint
+from ace_str.build.checkpoint import load_checkpoint
 from ace_str.experiments import read_curves
-
-from .conftest import TINY, load_script
+from tests.conftest import TINY, load_script
 
 
 @pytest.fixture

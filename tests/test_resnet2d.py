@@ -3,6 +3,7 @@ normaliser, the character counter, irregular synthetic words and the Fig. 5 pict
 
 from __future__ import annotations
 
+import pickle
 import random
 from pathlib import Path
 
@@ -11,15 +12,17 @@ import pytest
 import torch
 from PIL import Image
 
+from ace_str.build.config import compose_config
+from ace_str.build.models import build_model
+from ace_str.build.transform import CharCounter, CheckpointCounter, build_transform
 from ace_str.data.charset import Charset
 from ace_str.data.normalize2d import CanvasNormalize, canvas_scale
 from ace_str.data.synth import RenderConfig, render_word
 from ace_str.engine.trainer import Trainer
 from ace_str.models.backbones.resnet_fcn import ResNetFCN
-from ace_str.models.counter import CharCounter
 from ace_str.models.decoding import ace_greedy_decode
 from ace_str.viz.maps import input_map_figure, save_map_picture
-from tests.conftest import compose_config, load_script
+from tests.conftest import load_script
 
 FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 # A 4-channel resnet18 layout and a one-thread, few-sample run: seconds on a CPU.
@@ -103,9 +106,21 @@ def test_counter_experiment_trains_and_drives_the_normaliser(tmp_path):
     counter = CharCounter(tmp_path / "last.ckpt")
     image = render_word("hello", FONT, random.Random(0), RenderConfig())
     assert 1 <= counter(image) <= cfg.data.max_label_length
-    normalize = CanvasNormalize(channels=3, counter_checkpoint=str(tmp_path / "last.ckpt"))
+    normalize = CanvasNormalize(channels=3, counter=CheckpointCounter(tmp_path / "last.ckpt"))
     left, top, w, h = normalize.content_box(*image.size, normalize.count(image))
     assert normalize(image).shape == (3, 96, 100) and w <= 100 and h <= 96
+    # the config key becomes a counter that pickles as its path (each worker loads its own)
+    recognizer = compose_config(
+        "train",
+        [
+            "experiment=resnet2d_ace_quick",
+            f"data.transform.counter_checkpoint={tmp_path}/last.ckpt",
+        ],
+    )
+    built = build_transform(recognizer)
+    assert built.count(image) == counter(image)
+    copied = pickle.loads(pickle.dumps(built))
+    assert copied.counter._counter is None and copied.count(image) == counter(image)
 
 
 def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
@@ -152,11 +167,9 @@ def test_map_stats_tells_a_spread_map_from_a_localised_one():
 
 def test_map_picture_is_a_png_and_figure_has_its_panels(tmp_path):
     cfg = compose_config("train", ["experiment=resnet2d_ace_quick", *TINY_2D])
-    from ace_str.engine import builders
-
     charset = Charset(preset="lower36")
-    model = builders.build_model(cfg, charset)
-    transform = builders.build_transform(cfg)
+    model = build_model(cfg, charset)
+    transform = build_transform(cfg)
     image = render_word("map", FONT, random.Random(2), RenderConfig())
     path = save_map_picture(model, charset, image, transform, tmp_path / "sub" / "map.png")
     with Image.open(path) as saved:

@@ -16,11 +16,12 @@ import pytest
 from hydra.utils import instantiate
 from PIL import Image, features
 
+from ace_str.build.config import compose_config
 from ace_str.data.charset import Charset
 from ace_str.data.synth import RenderConfig, SyntheticWordDataset, render_word
 from ace_str.data.synth.config import BACKGROUNDS
 from ace_str.data.synth.fonts import font_problem, required_symbols
-from tests.conftest import compose_config, load_script
+from tests.conftest import load_script
 
 FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from ace_str.engine.checkpoint import load_checkpoint, save_checkpoint
+from ace_str.build.checkpoint import load_checkpoint, save_checkpoint
 from ace_str.engine.trainer import Trainer
 
 
@@ -226,3 +226,21 @@ def test_init_weights_of_another_shape_is_one_clear_error(tiny_config, tmp_path)
     missing = tiny_config(f"init_weights={ckpt}", "init_modules=[neck]")
     with pytest.raises(RuntimeError, match=r"no weights under \['neck'\]"):
         Trainer(missing, tmp_path / "c").resume()
+
+
+def test_samples_a_loss_leaves_out_are_summed_not_averaged(tiny_config, tmp_path):
+    """ACE's too-long labels (``ace_skipped`` per batch) reach the run's skip counts as a sum
+    over the micro-batches of each step, as configs/head/ace.yaml promises."""
+    trainer = Trainer(tiny_config("trainer.max_steps=3", "trainer.accumulate=2"), tmp_path)
+    original = trainer.model.head.loss
+
+    def leaves_out_one(*args):
+        return original(*args) | {"ace_skipped": torch.tensor(1.0)}
+
+    trainer.model.head.loss = leaves_out_one
+    logged = []
+    original_step = trainer.train_step
+    trainer.train_step = lambda batches: logged.append(original_step(batches)) or logged[-1]
+    trainer.fit()
+    assert trainer.skipped["ace_label_too_long"] == 3 * 2
+    assert [float(out["ace_skipped"]) for out in logged] == [2.0, 2.0, 2.0]

@@ -22,7 +22,7 @@ from torch.utils.data import Dataset
 from torchvision.transforms import v2
 from torchvision.transforms.v2 import functional as F
 
-from ace_str.data.collate import record_skip
+from ace_str.data.collate import Skip, unusable
 from ace_str.data.drops import dropped_at_index
 from ace_str.data.transforms import to_8bit
 
@@ -88,15 +88,14 @@ class AugmentedDataset(Dataset):
         """The wrapped crops' drops at indexing (augmentation drops nothing there)."""
         return dropped_at_index(self.dataset)
 
-    def __getitem__(self, index: int) -> tuple[Any, str] | None:
+    def __getitem__(self, index: int) -> tuple[Any, str] | Skip | None:
         sample = self.dataset[index]
-        if sample is None:
-            return None
+        if unusable(sample):
+            return sample
         image, label = sample
         try:
             image = self.policy(image, sample_seed(self.seed, index))
             return (self.transform(image) if self.transform else image), label
         except Exception as err:  # a crop the policy cannot warp (e.g. 1 px wide)
-            record_skip("augment", str(index), "augment_error")
             log.warning("augmentation of training sample %d failed, skipped: %s", index, err)
-            return None
+            return Skip("augment", str(index), "augment_error")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -25,30 +24,10 @@ class Skip(NamedTuple):
     reason: str
 
 
-# Skips met by ``__getitem__`` in this process, waiting for the next collate. A DataLoader worker
-# loads a batch's samples and collates them in the same process, so the Collator drains exactly
-# the skips of its batch and ships them to the main process inside the Batch. Datasets keep
-# returning None for a skipped sample (their public contract).
-_PENDING: list[Skip] = []
-_PENDING_PID = os.getpid()
-
-
-def record_skip(source: str, key: str, reason: str) -> None:
-    """Note a skipped sample for the next batch collated in this process."""
-    global _PENDING_PID
-    if _PENDING_PID != os.getpid():  # a forked worker: the parent's pending skips are not ours
-        _PENDING.clear()
-        _PENDING_PID = os.getpid()
-    _PENDING.append(Skip(str(source), str(key), reason))
-
-
-def drain_skips() -> list[Skip]:
-    """The skips recorded in this process since the last drain."""
-    if _PENDING_PID != os.getpid():
-        return []
-    taken = list(_PENDING)
-    _PENDING.clear()
-    return taken
+def unusable(sample: object) -> bool:
+    """A dataset's answer for a record it could not use: a ``Skip`` saying which and why (or
+    None, from a dataset that does not say)."""
+    return sample is None or isinstance(sample, Skip)
 
 
 @dataclass
@@ -88,11 +67,13 @@ class Batch:
 
 
 class Collator:
-    """DataLoader ``collate_fn``: drops None (skipped) samples, stacks and encodes the rest.
+    """DataLoader ``collate_fn``: drops skipped samples, stacks and encodes the rest.
 
-    Returns None when every sample of a batch was None; the training loop skips those, and the
-    skips recorded meanwhile travel with the next batch of this process. Samples may be
-    ``(image, text)`` or ``(image, text, source)`` (see ``ace_str.data.mixing``).
+    A dataset answers a record it cannot use with a ``Skip`` (see ``unusable``); the batch
+    carries them in ``skipped``, so they reach the trainer as values from whichever worker met
+    them. Returns None when every sample of a batch was skipped; the training loop skips those,
+    and their ``Skip``s travel with the next batch this collator (this worker's copy) makes.
+    Samples may be ``(image, text)`` or ``(image, text, source)`` (see ``ace_str.data.mixing``).
     ``max_label_length`` drops (and records) labels longer than the model can emit, a last
     guard so one bad label cannot stop a run mid-epoch. ``encode_targets=False`` batches raw
     labels for scoring, where no targets are needed. ``dropped`` counts in the collating process.
@@ -105,18 +86,23 @@ class Collator:
         self.encode_targets = encode_targets
         self.max_label_length = max_label_length
         self.dropped = 0
+        self._carried: list[Skip] = []  # skips of an all-skipped batch, for the next batch
 
     def _usable(self, sample) -> bool:
         if sample is None:
+            self._carried.append(Skip("dataset", "?", "no_sample"))
+            return False
+        if isinstance(sample, Skip):
+            self._carried.append(sample)
             return False
         text = sample[1]
         if self.encode_targets and self.max_label_length and len(text) > self.max_label_length:
             source = sample[2] if len(sample) > 2 else "batch"
-            record_skip(source, repr(text[:40]), "too_long")
+            self._carried.append(Skip(str(source), repr(text[:40]), "too_long"))
             return False
         return True
 
-    def __call__(self, samples: Sequence[tuple | None]) -> Batch | None:
+    def __call__(self, samples: Sequence[tuple | Skip | None]) -> Batch | None:
         kept = [s for s in samples if self._usable(s)]
         self.dropped += len(samples) - len(kept)
         if not kept:
@@ -131,4 +117,5 @@ class Collator:
         else:  # evaluation on raw ground truth: texts only, which may hold any symbol
             targets = torch.zeros(len(texts), 0, dtype=torch.long)
             lengths = torch.zeros(len(texts), dtype=torch.long)
-        return Batch(torch.stack(images), targets, lengths, texts, drain_skips(), sources)
+        skipped, self._carried = self._carried, []
+        return Batch(torch.stack(images), targets, lengths, texts, skipped, sources)

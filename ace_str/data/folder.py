@@ -18,6 +18,7 @@ from torch.utils.data import ConcatDataset, Dataset
 
 from ace_str.data.augment import AugmentedDataset, AugmentPolicy
 from ace_str.data.charset import Charset
+from ace_str.data.collate import Skip
 from ace_str.data.filtering import SourceStats, filter_label
 from ace_str.data.lmdb import IMAGE_ERRORS, LmdbDataset, Sample, decode_image
 from ace_str.data.walk import folders_holding
@@ -117,14 +118,14 @@ class LabelledFolderDataset(Dataset):
         """Lines dropped while indexing (malformed, missing image, bad label), by reason."""
         return Counter(self.stats.dropped)
 
-    def __getitem__(self, index: int) -> Sample | None:
+    def __getitem__(self, index: int) -> Sample | Skip:
         path, text = self.samples[index]
         try:
             image = decode_image(path)
         except IMAGE_ERRORS as err:
             self.stats.corrupt += 1
             log.warning("%s: corrupt image %s skipped (%s)", self.root, path.name, err)
-            return None
+            return Skip(str(self.root), path.name, "corrupt_image")
         return (self.transform(image) if self.transform else image), text
 
 

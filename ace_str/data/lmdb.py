@@ -13,6 +13,7 @@ import io
 import logging
 import os
 import weakref
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -24,7 +25,7 @@ from PIL import Image
 from torch.utils.data import Dataset
 
 from ace_str.data.charset import Charset
-from ace_str.data.collate import record_skip
+from ace_str.data.collate import Skip
 from ace_str.data.filtering import SourceStats, filter_label
 from ace_str.data.walk import folders_holding
 
@@ -316,7 +317,7 @@ class LmdbDataset(Dataset):
             dropped.update(stats.dropped)
         return dropped
 
-    def __getitem__(self, index: int) -> Sample | None:
+    def __getitem__(self, index: int) -> Sample | Skip:
         if not -len(self) <= index < len(self):
             raise IndexError(f"index {index} out of range for {len(self)} samples")
         index %= len(self)
@@ -356,14 +357,15 @@ class LmdbDataset(Dataset):
             return self._skip(stats, key, "transform_error", err)
         return sample, text
 
-    def _skip(self, stats: SourceStats, key: int, reason: str, err: object) -> None:
-        """Count, record for the trainer (see ``record_skip``) and log one unusable record."""
+    def _skip(self, stats: SourceStats, key: int, reason: str, err: object) -> Skip:
+        """Count and log one unusable record; the ``Skip`` returned reaches the trainer
+        inside the batch (see ``Collator``)."""
         stats.corrupt += 1
-        record_skip(stats.path, image_key(key).decode(), reason)
+        skip = Skip(stats.path, image_key(key).decode(), reason)
         if (stats.path, key) not in self._warned:  # once per record and process, not per epoch
             self._warned.add((stats.path, key))
             log.warning("%s: image-%09d skipped: %s %s", stats.path, key, reason, err)
-        return None
+        return skip
 
 
 class _Unusable(Exception):

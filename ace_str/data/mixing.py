@@ -13,12 +13,12 @@ from __future__ import annotations
 import bisect
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 from torch.utils.data import Dataset, Sampler
 
+from ace_str.data.collate import Skip, unusable
 from ace_str.data.drops import dropped_at_index
 from ace_str.data.sampler import ResumableSampler
 
@@ -109,12 +109,12 @@ class MixedDataset(Dataset):
             for step, fraction in zip(self.start_steps, self.start_fractions, strict=True)
         ]
 
-    def __getitem__(self, index: int) -> tuple[Any, str, str] | None:
+    def __getitem__(self, index: int) -> tuple[Any, str, str] | Skip | None:
         source = bisect.bisect_right(self._ends, index)
         start = self._ends[source - 1] if source else 0
         sample = self.sources[source][index - start]
-        if sample is None:
-            return None
+        if unusable(sample):
+            return sample
         return sample[0], sample[1], self.names[source]
 
     def batch_sampler(
@@ -219,57 +219,3 @@ class MixedBatchSampler(Sampler[list[int]]):
                 batch.extend(offset + next(stream) for _ in range(n))
             step += 1
             yield batch
-
-
-def build_mixed_dataset(
-    sources: Sequence[Any],
-    synth_cfg: Any,
-    charset: Any,
-    max_label_length: int,
-    transform: Any,
-    wrap: Callable[[Dataset], Dataset] = lambda dataset: dataset,
-    augment: Any = None,
-    seed: int = 0,
-) -> MixedDataset:
-    """``data.train_sources`` entries: ``{roots: [...], ratio}`` (LMDBs or labelled folders) or
-    ``{ratio}`` alone (the synthetic renderer, optionally ``synth: {...}`` overriding
-    ``data.synth`` fields); ``name`` defaults to the first root's folder name or ``synth``;
-    ``start_step`` or ``start_fraction`` (of the run's steps) delays a source.
-    ``wrap`` is applied to each source (e.g. label shuffling, which expects plain
-    ``(image, label)`` samples); ``augment`` (an AugmentPolicy) to the crops of the sources with
-    roots, source i seeded with ``seed + 7919 * i``."""
-    from hydra.utils import instantiate
-    from omegaconf import OmegaConf
-
-    from ace_str.data.folder import open_training_roots
-
-    datasets, names, ratios, shuffles, starts, fractions = [], [], [], [], [], []
-    for i, source in enumerate(sources):
-        roots = [str(r) for r in (source.get("roots") or [])]
-        if "ratio" not in source:
-            raise ValueError(f"data.train_sources[{i}] has no ratio")
-        if roots:
-            try:
-                dataset = open_training_roots(
-                    roots, charset, max_label_length, transform, augment, seed + 7919 * i
-                )
-            except FileNotFoundError as error:
-                raise FileNotFoundError(f"data.train_sources[{i}].roots: {error}") from None
-            datasets.append(wrap(dataset))
-            shuffles.append(True)
-            default = Path(roots[0]).name
-        else:
-            synth = OmegaConf.merge(synth_cfg, source.get("synth") or {})
-            datasets.append(wrap(instantiate(synth, charset=charset, transform=transform)))
-            shuffles.append(False)
-            default = "synth"
-        names.append(str(source.get("name") or default))
-        ratios.append(float(source["ratio"]))
-        if source.get("start_step") is not None and source.get("start_fraction") is not None:
-            raise ValueError(
-                f"data.train_sources[{i}]: give start_step or start_fraction, not both"
-            )
-        starts.append(int(source.get("start_step") or 0))
-        fraction = source.get("start_fraction")
-        fractions.append(None if fraction is None else float(fraction))
-    return MixedDataset(datasets, names, ratios, shuffles, starts, fractions)

@@ -12,6 +12,7 @@ image is centred on a blank canvas of 0, the normalised mid-grey (as ResizeNorma
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from PIL import Image
@@ -37,8 +38,9 @@ def canvas_scale(
 class CanvasNormalize(ResizeNormalize):
     """PIL image -> (C, height, width) tensor in [-1, 1], the text centred on a blank canvas.
 
-    ``counter_checkpoint``: a checkpoint of ``experiment=char_counter_quick`` (or any CountHead
-    model); loaded lazily in each worker, never pickled. None selects the fitting fallback.
+    ``counter``: image -> character count; the construction layer makes it from
+    ``data.transform.counter_checkpoint`` (a ``char_counter_quick`` checkpoint) as a callable
+    that loads lazily in each worker. None selects the fitting fallback.
     """
 
     def __init__(
@@ -47,7 +49,7 @@ class CanvasNormalize(ResizeNormalize):
         width: int = 100,
         channels: int = 3,
         keep_ratio: bool = True,
-        counter_checkpoint: str | None = None,
+        counter: Callable[[Image.Image], int] | None = None,
         char_size: float = 24.0,
         interpolation: str = "bilinear",
         max_stretch: float = 1.0,
@@ -57,31 +59,21 @@ class CanvasNormalize(ResizeNormalize):
         super().__init__(height, width, channels, keep_ratio, interpolation)
         if char_size <= 0:
             raise ValueError(f"char_size must be positive, got {char_size}")
-        self.counter_checkpoint = counter_checkpoint
+        self.counter = counter
         self.char_size = char_size
-        self._counter = None
 
     def __repr__(self) -> str:
         return (
             f"CanvasNormalize(height={self.height}, width={self.width}, channels={self.channels}, "
-            f"keep_ratio={self.keep_ratio}, counter_checkpoint={self.counter_checkpoint!r}, "
+            f"keep_ratio={self.keep_ratio}, counter={self.counter!r}, "
             f"char_size={self.char_size})"
         )
 
-    def __getstate__(self) -> dict:
-        state = self.__dict__.copy()
-        state["_counter"] = None  # each worker loads its own copy
-        return state
-
     def count(self, image: Image.Image) -> int | None:
         """The counter's character count, or None without a counter."""
-        if self.counter_checkpoint is None or not self.keep_ratio:
+        if self.counter is None or not self.keep_ratio:
             return None
-        if self._counter is None:
-            from ace_str.models.counter import CharCounter  # models import data, not back
-
-            self._counter = CharCounter(self.counter_checkpoint)
-        return self._counter(image)
+        return self.counter(image)
 
     def content_box(self, width: int, height: int, count: int | None) -> tuple[int, int, int, int]:
         """(left, top, width, height) of the resized image on the canvas."""

@@ -9,6 +9,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from ace_str.data.collate import unusable
 from ace_str.data.drops import dropped_at_index
 
 
@@ -40,7 +41,7 @@ class ShuffledLabels(Dataset):
 
     def __getitem__(self, index: int) -> Any:
         sample = self.dataset[index]
-        if sample is None or self.ratio == 0.0:
+        if unusable(sample) or self.ratio == 0.0:
             return sample
         rng = self._rng(index)
         if rng.random() >= self.ratio:

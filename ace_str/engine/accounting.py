@@ -16,6 +16,9 @@ from ace_str.engine import distributed
 
 log = logging.getLogger(__name__)
 
+# skip reason -> the loss output that counts it per batch (summed, never averaged)
+LOSS_SKIPS = {"ace_label_too_long": "ace_skipped"}
+
 
 def format_counts(counter: Counter) -> str:
     """``reason: count`` pairs in a stable order, for log lines."""
@@ -39,6 +42,14 @@ class Accounting:
         for skip in batch.skipped:
             self.skipped[skip.reason] += 1
             log.debug("skipped %s %s: %s", skip.source, skip.key, skip.reason)
+
+    def add_loss_skips(self, outs: list[dict]) -> None:
+        """Count the samples a loss left out of this step (ACE's too-long labels under
+        ``on_too_long=skip``, reported as ``ace_skipped``), summed over its micro-batches."""
+        for reason, key in LOSS_SKIPS.items():
+            n = sum(int(o[key]) for o in outs if key in o)
+            if n:
+                self.skipped[reason] += n
 
     def totals(self, dist: distributed.DistInfo) -> tuple[Counter, Counter]:
         """Skips and source counts summed over the ranks (a collective: every rank calls it)."""

@@ -20,8 +20,9 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from ace_str.engine import builders, distributed
-from ace_str.engine.checkpoint import rng_state, set_rng_state
+from ace_str.build.checkpoint import rng_state, set_rng_state
+from ace_str.build.loaders import PREFETCH_FACTOR, train_loader
+from ace_str.engine import distributed
 
 if TYPE_CHECKING:
     from ace_str.engine.trainer import Trainer
@@ -111,9 +112,7 @@ def plan(trainer: Trainer) -> None:
     )
     world = t.dist.world_size
     start = t.batches_drawn * data.batch_size * world
-    loader = builders.train_loader(
-        t.train_set, t.cfg, t.charset, t.shuffle, start, t.dist.rank, world
-    )
+    loader = train_loader(t.train_set, t.cfg, t.charset, t.shuffle, start, t.dist.rank, world)
     steps = t.step_inputs(loader)  # whole optimizer steps: trainer.accumulate batches
 
     def validate() -> None:  # a validation pass as the trainer makes it, unlogged
@@ -131,7 +130,7 @@ def plan(trainer: Trainer) -> None:
             lambda: torch.save(t.checkpoints.state_dict(), io.BytesIO()),
             int(tcfg.budget_warmup_steps),
             int(tcfg.budget_probe_steps),
-            -(-builders.PREFETCH_FACTOR * data.num_workers // t.accumulate),
+            -(-PREFETCH_FACTOR * data.num_workers // t.accumulate),
         )
     finally:
         t.probing = False

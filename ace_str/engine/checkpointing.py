@@ -1,5 +1,5 @@
 """A run's checkpoints: what they hold, resuming from one, fine-tuning from another's weights,
-and keeping the best. Files are written atomically and read weights-only (engine/checkpoint.py).
+and keeping the best. Files are written atomically and read weights-only (build/checkpoint.py).
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from omegaconf import OmegaConf
 
-from ace_str.engine.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from ace_str.build.checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 
 if TYPE_CHECKING:
     from ace_str.engine.trainer import Trainer

@@ -18,7 +18,7 @@ from tqdm import tqdm
 
 from ace_str.data.charset import Charset
 from ace_str.engine.accounting import format_counts
-from ace_str.evaluation.evaluator import EvalResult
+from ace_str.scoring.evaluator import EvalResult
 from ace_str.viz.grid import captioned_grid
 from ace_str.viz.maps import input_map_figure
 

@@ -22,10 +22,13 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import DictConfig, open_dict
 
+from ace_str.build.data import build_train_dataset, build_val_datasets
+from ace_str.build.loaders import train_loader
+from ace_str.build.models import build_charset, build_model, resolve_device
 from ace_str.data.collate import Batch
 from ace_str.data.drops import dropped_at_index
-from ace_str.engine import budget, builders, distributed
-from ace_str.engine.accounting import Accounting
+from ace_str.engine import budget, distributed
+from ace_str.engine.accounting import LOSS_SKIPS, Accounting
 from ace_str.engine.averaging import build_average
 from ace_str.engine.checkpointing import Checkpoints
 from ace_str.engine.precision import MixedPrecision
@@ -67,12 +70,12 @@ class Trainer:
         if self.tcfg.num_threads:
             torch.set_num_threads(self.tcfg.num_threads)
         seed_everything(cfg.seed)
-        self.dist, self.device = distributed.setup(builders.resolve_device(cfg.device))
+        self.dist, self.device = distributed.setup(resolve_device(cfg.device))
         if self.dist.enabled:
             self.cfg = cfg = distributed.scale_lr(cfg, self.dist.world_size)
             self.tcfg = cfg.trainer
-        self.charset = builders.build_charset(cfg)
-        self.model = builders.build_model(cfg, self.charset).to(self.device)
+        self.charset = build_charset(cfg)
+        self.model = build_model(cfg, self.charset).to(self.device)
         self._check_label_length()
         if self.tcfg.channels_last:  # NHWC convolutions: about 1.4x faster on CPU here
             self.model = self.model.to(memory_format=torch.channels_last)
@@ -86,9 +89,9 @@ class Trainer:
         self.optimizer = instantiate(cfg.optimizer)(self.model.parameters())
         self.scheduler = instantiate(cfg.scheduler)(self.optimizer)
         self.precision = MixedPrecision(self.tcfg.amp, self.device)
-        self.train_set, self.shuffle = builders.build_train_dataset(cfg, self.charset)
+        self.train_set, self.shuffle = build_train_dataset(cfg, self.charset)
         self.validation = Validation(
-            builders.build_val_datasets(cfg, self.charset),
+            build_val_datasets(cfg, self.charset),
             self.charset,
             self.device,
             cfg.data.batch_size,
@@ -189,7 +192,7 @@ class Trainer:
         )
         progress.index_drops(dropped_at_index(self.train_set), self.step)
         start = self.batches_drawn * self.cfg.data.batch_size * world
-        loader = builders.train_loader(
+        loader = train_loader(
             self.train_set, self.cfg, self.charset, self.shuffle, start, self.dist.rank, world
         )
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -287,6 +290,7 @@ class Trainer:
                     return self._skip_nonfinite("loss")
                 scaler.scale(loss / len(batches) if len(batches) > 1 else loss).backward()
             outs.append(out)
+        self.accounting.add_loss_skips(outs)
         out = outs[0] if len(outs) == 1 else _mean_outputs(outs)
         scaler.unscale_(self.optimizer)
         # after backward the gradients are all-reduced, so every rank sees the same norm
@@ -337,5 +341,12 @@ class Trainer:
 
 
 def _mean_outputs(outs: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
-    """The mean of each output over the micro-batches of an accumulated step (for logging)."""
-    return {k: torch.stack([o[k].detach().float() for o in outs]).mean() for k in outs[0]}
+    """Each output over the micro-batches of an accumulated step (for logging): the mean,
+    except counts of skipped samples, which add up."""
+    counted = set(LOSS_SKIPS.values())
+    return {
+        k: (torch.sum if k in counted else torch.mean)(
+            torch.stack([o[k].detach().float() for o in outs])
+        )
+        for k in outs[0]
+    }

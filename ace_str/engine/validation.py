@@ -7,9 +7,9 @@ from collections.abc import Iterator
 import torch
 from torch.utils.data import Dataset
 
+from ace_str.build.loaders import eval_loader
 from ace_str.data.charset import Charset
-from ace_str.engine import builders
-from ace_str.evaluation.evaluator import EvalResult, evaluate_batches
+from ace_str.scoring.evaluator import EvalResult, evaluate_batches
 
 
 class Validation:
@@ -38,7 +38,7 @@ class Validation:
         self.keep_images = keep_images
 
     def score(self, model: torch.nn.Module, dataset: Dataset) -> EvalResult:
-        loader = builders.eval_loader(dataset, self.charset, self.batch_size, self.num_workers)
+        loader = eval_loader(dataset, self.charset, self.batch_size, self.num_workers)
         return evaluate_batches(
             model,
             loader,

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from ace_str.data.charset import Charset
 from ace_str.data.folder import resolve_image
-from ace_str.evaluation.metrics import normalize_text
+from ace_str.scoring.metrics import normalize_text
 
 log = logging.getLogger(__name__)
 

@@ -18,11 +18,12 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
+from ace_str.build.models import load_model, resolve_device, set_threads
+from ace_str.build.transform import build_transform
 from ace_str.data.charset import Charset
-from ace_str.data.collate import Batch, Collator
+from ace_str.data.collate import Batch, Collator, unusable
 from ace_str.data.lmdb import IMAGE_ERRORS, decode_image
-from ace_str.engine import builders
-from ace_str.evaluation.evaluator import decode_logits
+from ace_str.scoring.evaluator import decode_logits
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ class KeyedCollator:
         self.keys = keys
 
     def __call__(self, items: Sequence[tuple[int, Any]]) -> KeyedBatch | None:
-        kept = [(i, s) for i, s in items if s is not None]
+        kept = [(i, s) for i, s in items if not unusable(s)]
         batch = self.collate([s for _, s in kept])
         if batch is None:
             return None
@@ -175,14 +176,12 @@ class ReadSetup:
 def prepare_reading(cfg: DictConfig) -> ReadSetup:
     """Everything a config can get wrong (checkpoint, images), before any reading, so read.py
     can report it in one line."""
-    from ace_str.evaluation.run import load_model, set_threads  # run.py builds on this module
-
     set_threads(cfg.num_threads, cfg.num_workers)
-    device = builders.resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"))
     sources = OmegaConf.to_object(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images
     paths = list_images(sources)
-    return ReadSetup(model, charset, builders.build_transform(train_cfg), paths, device)
+    return ReadSetup(model, charset, build_transform(train_cfg), paths, device)
 
 
 def read_with_checkpoint(cfg: DictConfig, prepared: ReadSetup | None = None) -> list[ReadResult]:

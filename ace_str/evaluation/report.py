@@ -8,8 +8,8 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from ace_str.evaluation.evaluator import Reading
-from ace_str.evaluation.metrics import normalize_text, one_minus_ned
+from ace_str.scoring.evaluator import Reading
+from ace_str.scoring.metrics import normalize_text, one_minus_ned
 
 COLUMNS = (
     "word_accuracy",

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,14 +13,12 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
 
+from ace_str.build.models import load_model, resolve_device, set_threads
+from ace_str.build.transform import build_transform
 from ace_str.data.charset import Charset
-from ace_str.data.folder import LABELS_FILE
-from ace_str.engine import builders
-from ace_str.engine.checkpoint import load_checkpoint
+from ace_str.data.folder import LABELS_FILE, open_dataset
 from ace_str.evaluation.benchmarks import FoundSet, find_benchmarks
-from ace_str.evaluation.evaluator import evaluate_batches
 from ace_str.evaluation.lexicon import Lexicon, constrain, head_loss_scorer, load_lexicons
-from ace_str.evaluation.metrics import normalize_text
 from ace_str.evaluation.reader import keyed_loader, sample_keys
 from ace_str.evaluation.report import (
     add_means,
@@ -31,25 +28,11 @@ from ace_str.evaluation.report import (
     write_predictions,
     write_tables,
 )
+from ace_str.scoring.evaluator import evaluate_batches
+from ace_str.scoring.metrics import normalize_text
 from ace_str.viz.grid import save_grid
 
 log = logging.getLogger(__name__)
-
-
-def load_model(checkpoint: str | Path, device: torch.device, decoder: str | None = None):
-    """Model, charset and the training config, from the checkpoint alone (never its name);
-    ``decoder`` switches the head's decoding (None: as trained)."""
-    state = load_checkpoint(checkpoint, device)
-    cfg = builders.as_config(state["config"])
-    charset = builders.build_charset(cfg)
-    if list(charset.symbols) != list(state["charset"]):
-        raise RuntimeError(f"{checkpoint}: the stored charset and config disagree")
-    model = builders.build_model(cfg, charset).to(device)
-    model.load_state_dict(state["model"])
-    if decoder:
-        model.head.use_decoder(decoder)
-    model.eval()
-    return model, charset, cfg
 
 
 class LexiconTally:
@@ -84,7 +67,7 @@ class LexiconTally:
 
 def evaluate_set(model, charset, transform, found: FoundSet, cfg: DictConfig, device, out: Path):
     """One set's summary row and its images/s; writes its predictions TSV and worst-error PNG."""
-    dataset = builders.open_dataset(
+    dataset = open_dataset(
         found.path,
         charset,
         max_label_length=cfg.data.max_label_length,
@@ -118,19 +101,6 @@ def evaluate_set(model, charset, transform, found: FoundSet, cfg: DictConfig, de
     return row, seconds
 
 
-def set_threads(setting: int | str | None, workers: int) -> None:
-    """``auto``: one torch thread per core the decoding workers leave free.
-
-    On the 2-core box, 2 torch threads plus a decoding worker oversubscribe the cores and the
-    full evaluation ran at 0.40-0.64 of the model alone; 1 thread + 1 worker reached 0.87.
-    """
-    if setting == "auto":
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        torch.set_num_threads(max(1, (cores or 1) - workers))
-    elif setting:
-        torch.set_num_threads(int(setting))
-
-
 @dataclass
 class EvalSetup:
     """What ``prepare_evaluation`` set up: the model rebuilt from its checkpoint, and the sets."""
@@ -146,7 +116,7 @@ def prepare_evaluation(cfg: DictConfig) -> EvalSetup:
     """Everything a config can get wrong (checkpoint, data.root, protocol), before any reading,
     so evaluate.py can report it in one line."""
     set_threads(cfg.num_threads, cfg.data.num_workers)
-    device = builders.resolve_device(cfg.device)
+    device = resolve_device(cfg.device)
     model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"))
     if not any(normalize_text(symbol, cfg.protocol) for symbol in charset.symbols):
         # e.g. a Chinese charset under the standard protocol: every text would compare as ""
@@ -163,7 +133,7 @@ def prepare_evaluation(cfg: DictConfig) -> EvalSetup:
         raise FileNotFoundError(
             f"no benchmark matching benchmarks={cfg.benchmarks} under {cfg.data.root}"
         )
-    return EvalSetup(model, charset, builders.build_transform(train_cfg), found_sets, device)
+    return EvalSetup(model, charset, build_transform(train_cfg), found_sets, device)
 
 
 def evaluate_checkpoint(

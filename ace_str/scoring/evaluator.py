@@ -10,7 +10,7 @@ from torch import nn
 
 from ace_str.data.charset import Charset
 from ace_str.data.collate import Batch
-from ace_str.evaluation.metrics import MetricTotals, normalize_text
+from ace_str.scoring.metrics import MetricTotals, normalize_text
 
 
 @dataclass

@@ -1,0 +1,86 @@
+"""A run's input transform, and the character counter of Sec. 4.1.2 that a 2D canvas uses to
+normalise text by its character count.
+
+The counter is an ordinary Recognizer whose head is a `CountHead` (trained by
+``experiment=char_counter_quick``), applied to one PIL image through the input transform it was
+trained with. `CheckpointCounter` is what ``data.transform.counter_checkpoint`` becomes: a
+callable that pickles as its path, so each DataLoader worker loads its own copy on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import torch
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from PIL import Image
+
+from ace_str.build.models import load_model
+from ace_str.models.heads.count import CountHead
+
+log = logging.getLogger(__name__)
+
+
+def build_transform(cfg: DictConfig) -> Callable[[Any], Any]:
+    """``data.transform``; a 2D canvas given ``counter_checkpoint`` gets that counter as its
+    ``counter`` callable (the data layer never loads a model itself)."""
+    node = OmegaConf.to_container(cfg.data.transform, resolve=True)
+    checkpoint = node.pop("counter_checkpoint", None)
+    if checkpoint is not None:
+        node["counter"] = CheckpointCounter(checkpoint)
+    return instantiate(node)
+
+
+class CharCounter:
+    """``counter(image) -> int``: the predicted number of characters of a text image."""
+
+    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu") -> None:
+        path = Path(checkpoint)
+        if not path.is_file():
+            raise FileNotFoundError(f"counter checkpoint not found: {path}")
+        model, _, cfg = load_model(path, torch.device(device))
+        if not isinstance(model.head, CountHead):
+            raise ValueError(f"{path}: not a counter (its head is {type(model.head).__name__})")
+        self.model = model
+        self.device = torch.device(device)
+        # The counter reads the plain fitted canvas it was trained on.
+        if cfg.data.transform.get("counter_checkpoint") is not None:
+            raise ValueError(f"{path}: a counter's own input transform cannot use a counter")
+        self.transform = build_transform(cfg)
+        log.info("character counter loaded from %s", path)
+
+    @torch.inference_mode()
+    def __call__(self, image: Image.Image) -> int:
+        logits = self.model(self.transform(image)[None].to(self.device))
+        counts, _ = self.model.head.counts(logits)
+        return int(counts[0])
+
+
+class CheckpointCounter:
+    """A `CharCounter` loaded on first call in each process; pickles as its path alone."""
+
+    def __init__(self, checkpoint: str | Path, device: str | torch.device = "cpu") -> None:
+        self.checkpoint = str(checkpoint)
+        self.device = str(device)
+        self._counter: CharCounter | None = None
+        self._pid = -1
+
+    def __repr__(self) -> str:
+        return f"CheckpointCounter({self.checkpoint!r})"
+
+    def __getstate__(self) -> dict:
+        return {"checkpoint": self.checkpoint, "device": self.device}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["checkpoint"], state["device"])
+
+    def __call__(self, image: Image.Image) -> int:
+        if self._counter is None or self._pid != os.getpid():
+            self._counter = CharCounter(self.checkpoint, self.device)
+            self._pid = os.getpid()
+        return self._counter(image)
