@@ -64,9 +64,10 @@ def test_bench_complexity_prints_tables_and_both_softmax_ratios():
         for name, row in rows.items():
             mem, ms, mem_ratio, ms_ratio = (float(v) for v in row[2:6])
             assert mem > 0 and ms > 0
-            # the printed columns keep 3 significant digits: the ratios agree to that
-            assert mem_ratio == pytest.approx(mem / ctc_mem, rel=0.01, abs=0.01), name
-            assert ms_ratio == pytest.approx(ms / ctc_ms, rel=0.01, abs=0.01), name
+            # the printed columns keep 3 significant digits (each off by up to 0.5%, so their
+            # quotient by up to ~1%) and the ratios 2 decimals (0.005): the errors add up
+            for printed, derived in ((mem_ratio, mem / ctc_mem), (ms_ratio, ms / ctc_ms)):
+                assert abs(printed - derived) <= 0.011 * derived + 0.0051, (name, printed, derived)
 
         line = next(x for x in lines if x.startswith(f"{classes} classes: ACE / softmax"))
         kept, default = re.search(
