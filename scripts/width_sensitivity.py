@@ -39,9 +39,13 @@ def stretched(scale: float, transform: Callable[[Image.Image], Any]) -> Callable
     return apply
 
 
-def measure(checkpoint: str, data: str, scale: float, batch_size: int = 128) -> dict:
-    """Word accuracy and the shares of readings shorter / longer than the truth, in %."""
+def measure(checkpoint: str, data: str, scales: list[float], batch_size: int = 128) -> list[dict]:
+    """Per scale: word accuracy and the shares of readings shorter / longer than the truth (%)."""
     model, charset, cfg = load_model(checkpoint, torch.device("cpu"))
+    return [_read(model, charset, cfg, data, scale, batch_size) for scale in scales]
+
+
+def _read(model, charset, cfg, data: str, scale: float, batch_size: int) -> dict:
     transform = stretched(scale, build_transform(cfg))
     dataset = open_dataset(data, charset, transform=transform, filter_labels=False)
     loader = eval_loader(dataset, charset, batch_size, 0)
@@ -70,8 +74,8 @@ def main(argv: list[str] | None = None) -> None:
     print("| checkpoint | width x | word acc (%) | shorter (%) | longer (%) | samples |")
     print("|---|---:|---:|---:|---:|---:|")
     for checkpoint in args.checkpoints:
-        for scale in args.scales:
-            row = measure(checkpoint, args.data, scale)
+        rows = measure(checkpoint, args.data, args.scales)
+        for scale, row in zip(args.scales, rows, strict=True):
             print(
                 f"| {checkpoint} | {scale:g} | {row['accuracy']:.2f} | {row['shorter']:.2f} "
                 f"| {row['longer']:.2f} | {row['samples']} |",

@@ -33,10 +33,11 @@ def test_unstretched_reading_equals_the_evaluators(tiny_config, tmp_path):
     Trainer(tiny_config("trainer.max_steps=2"), tmp_path / "run").fit()
     ckpt = str(tmp_path / "run" / "last.ckpt")
     folder = str(make_folder(tmp_path / "set", LABELS))
-    row = load_script("width_sensitivity").measure(ckpt, folder, 1.0)
+    row, wide = load_script("width_sensitivity").measure(ckpt, folder, [1.0, 1.6])
     model, charset, cfg = load_model(ckpt, torch.device("cpu"))
     dataset = open_dataset(folder, charset, transform=build_transform(cfg), filter_labels=False)
     result = evaluate_batches(model, eval_loader(dataset, charset, 8, 0), charset, "cpu")
     assert row["samples"] == result.totals.samples == 4
     assert row["accuracy"] == pytest.approx(100 * result.totals.correct / 4)
     assert row["accuracy"] + row["shorter"] + row["longer"] <= 100 + 1e-9
+    assert wide["samples"] == 4
