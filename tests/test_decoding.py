@@ -134,6 +134,17 @@ def test_mass_decoding_orders_by_the_interpolated_crossing_and_rounds_counts():
     assert seqs == [[]] and float(conf[0]) == pytest.approx((0.8 + 0.8 + 1.0) / 3, abs=1e-4)
 
 
+def test_mass_decoding_threshold_moves_the_rounding():
+    """Mass 0.4 reads at threshold 0.3, not at 0.5; mass 1.2 reads once at 0.5 and 0.3, twice
+    at 0.15; a threshold outside (0, 1] is refused."""
+    logits = soft_frames([{3: 0.2}, {3: 0.2}, {}, {2: 0.6}, {2: 0.6}])
+    assert ace_mass_decode(logits)[0] == [[2]]
+    assert ace_mass_decode(logits, threshold=0.3)[0] == [[3, 2]]
+    assert ace_mass_decode(logits, threshold=0.15)[0] == [[3, 2, 2]]
+    with pytest.raises(ValueError, match="threshold must be in"):
+        ace_mass_decode(logits, threshold=0.0)
+
+
 def test_mass_decoding_reads_2d_maps_in_column_order():
     logits = soft_map({(0, 1): {4: 0.9}, (0, 3): {4: 0.9}, (2, 0): {5: 0.8}})
     assert ace_mass_decode(logits, "column")[0] == [[5, 4, 4]]

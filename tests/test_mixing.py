@@ -144,3 +144,69 @@ def test_a_source_can_join_at_a_fraction_of_the_run() -> None:
         MixedDataset([range(5)] * 2, ["a", "b"], [1.0, 1.0], [True, True], None, [None, 1.5])
     with pytest.raises(ValueError, match="some source must start at 0"):
         MixedDataset([range(5)] * 2, ["a", "b"], [1.0, 1.0], [True, True], None, [0.2, 0.5])
+
+
+def test_a_source_can_leave_for_a_curriculum_and_batches_stay_resumable() -> None:
+    """stop_step / stop_fraction: an easy source first, then only the hard one; the stopped
+    source takes nothing after its stop, and a run resumed past the stop draws the same batches.
+    Indices 0-49 are the easy source, 50-99 the hard one."""
+    mixed = MixedDataset(
+        [range(50), range(50)],
+        ["easy", "hard"],
+        [1.0, 1.0],
+        [False, False],
+        None,
+        None,
+        [None, None],
+        [0.5, None],
+    )
+    assert mixed.stops(8) == [4, None] and mixed.stops(20) == [10, None]
+    batches = list(islice(mixed.batch_sampler(4, seed=3, start_sample=0, total_steps=8), 8))
+    assert all(sum(i < 50 for i in b) == 2 for b in batches[:4])
+    assert all(min(b) >= 50 for b in batches[4:])  # the easy source has left
+    assert [i for b in batches for i in b if i >= 50] == list(range(50, 50 + 8 + 16))
+    for start in (3, 4, 6):
+        resumed = mixed.batch_sampler(4, 3, start * 4, total_steps=8)
+        assert list(islice(resumed, 8 - start)) == batches[start:]
+    # a hard source joining when the easy one leaves: each phase has one source
+    swap = MixedDataset(
+        [range(50), range(50)],
+        ["easy", "hard"],
+        [1.0, 1.0],
+        [False, False],
+        None,
+        [None, 0.25],
+        None,
+        [0.25, None],
+    )
+    sampler = swap.batch_sampler(4, 3, 0, total_steps=8)
+    assert sampler.counts_at(1) == [4, 0] and sampler.counts_at(2) == [0, 4]
+
+
+def test_a_stop_that_leaves_no_source_or_comes_before_the_start_is_refused() -> None:
+    with pytest.raises(ValueError, match="no source left from step 2"):
+        MixedDataset([range(5)], ["a"], [1.0], [True], None, None, [2], None).batch_sampler(
+            2, 0, 0, total_steps=4
+        )
+    late = MixedDataset(
+        [range(5)] * 2, ["a", "b"], [1.0, 1.0], [True, True], [0, 3], None, [None, 2], None
+    )
+    with pytest.raises(ValueError, match="source 'b' stops \\(step 2\\) before it starts"):
+        late.batch_sampler(2, 0, 0, total_steps=4)
+    with pytest.raises(ValueError, match=r"stop_fraction must be in \(0, 1\]"):
+        MixedDataset([range(5)], ["a"], [1.0], [True], None, None, None, [0.0])
+    with pytest.raises(ValueError, match="give stop_step or stop_fraction, not both"):
+        MixedDataset([range(5)], ["a"], [1.0], [True], None, None, [2], [0.5])
+
+
+def test_trainer_follows_a_curriculum_from_the_config(tiny_config, tmp_path: Path) -> None:
+    """``stop_fraction`` in data.train_sources: short clean renders for the first half of the
+    run, then the default renderer alone."""
+    cfg = tiny_config(
+        "data.train_sources=[{name: easy, ratio: 1, stop_fraction: 0.5, "
+        "synth: {max_length: 3}}, {name: full, ratio: 1}]",
+        "trainer.max_steps=4",
+    )
+    trainer = Trainer(cfg, tmp_path / "run")
+    trainer.fit()
+    assert trainer.source_counts == {"easy": 4, "full": 12}  # batch 4: 2 + 2, then 0 + 4

@@ -73,11 +73,13 @@ def build_mixed_dataset(
     """``data.train_sources`` entries: ``{roots: [...], ratio}`` (LMDBs or labelled folders) or
     ``{ratio}`` alone (the synthetic renderer, optionally ``synth: {...}`` overriding
     ``data.synth`` fields); ``name`` defaults to the first root's folder name or ``synth``;
-    ``start_step`` or ``start_fraction`` (of the run's steps) delays a source. Each source gets
+    ``start_step`` or ``start_fraction`` (of the run's steps) delays a source, ``stop_step`` or
+    ``stop_fraction`` ends it (a curriculum). Each source gets
     label shuffling (``data.shuffle_ratio``); source i's crops are augmented with seed
     ``seed + 7919 * i``."""
     sources: Sequence[Any] = cfg.data.train_sources
     datasets, names, ratios, shuffles, starts, fractions = [], [], [], [], [], []
+    stop_steps, stop_fractions = [], []
     for i, source in enumerate(sources):
         roots = [str(r) for r in (source.get("roots") or [])]
         if "ratio" not in source:
@@ -111,7 +113,11 @@ def build_mixed_dataset(
         starts.append(int(source.get("start_step") or 0))
         fraction = source.get("start_fraction")
         fractions.append(None if fraction is None else float(fraction))
-    return MixedDataset(datasets, names, ratios, shuffles, starts, fractions)
+        stop_steps.append(source.get("stop_step"))
+        stop_fractions.append(source.get("stop_fraction"))
+    return MixedDataset(
+        datasets, names, ratios, shuffles, starts, fractions, stop_steps, stop_fractions
+    )
 
 
 def shuffle_labels(dataset: Dataset, cfg: DictConfig) -> Dataset:

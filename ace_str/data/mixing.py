@@ -5,7 +5,8 @@ remainder), each source walking its own resumable stream, so batch b's content d
 alone: a resumed run sees the batches an uninterrupted one would, and ranks shard each stream.
 A source may join at a later batch (``start_step``, or ``start_fraction`` of the run's steps,
 which follows a step count chosen by ``trainer.budget_minutes``): pre-training on synthetic
-words, then fine-tuning on real ones mixed in, is one run.
+words, then fine-tuning on real ones mixed in, is one run. A source may also leave
+(``stop_step``, ``stop_fraction``): a curriculum of easy words first is one run too.
 """
 
 from __future__ import annotations
@@ -45,6 +46,10 @@ def batch_counts(ratios: Sequence[float], batch_size: int) -> list[int]:
     return counts
 
 
+def _opt(kind: type, value: Any) -> Any:
+    return None if value is None else kind(value)
+
+
 class MixedDataset(Dataset):
     """The concatenation of named sources; items carry their source name as a third field.
 
@@ -60,6 +65,8 @@ class MixedDataset(Dataset):
         shuffles: Sequence[bool],
         start_steps: Sequence[int] | None = None,
         start_fractions: Sequence[float | None] | None = None,
+        stop_steps: Sequence[int | None] | None = None,
+        stop_fractions: Sequence[float | None] | None = None,
     ) -> None:
         start_steps = [0] * len(sources) if start_steps is None else list(start_steps)
         fractions = [None] * len(sources) if start_fractions is None else list(start_fractions)
@@ -82,6 +89,26 @@ class MixedDataset(Dataset):
                 "data.train_sources: start_step must be >= 0 and some source must start at 0, "
                 f"got start_step {self.start_steps}, start_fraction {self.start_fractions}"
             )
+        none = [None] * len(sources)
+        self.stop_steps = none if stop_steps is None else [_opt(int, s) for s in stop_steps]
+        self.stop_fractions = (
+            none if stop_fractions is None else [_opt(float, f) for f in stop_fractions]
+        )
+        if len(self.stop_steps) != len(sources) or len(self.stop_fractions) != len(sources):
+            raise ValueError("stop_steps and stop_fractions must have one entry per source")
+        for i, (step, fraction) in enumerate(
+            zip(self.stop_steps, self.stop_fractions, strict=True)
+        ):
+            if step is not None and fraction is not None:
+                raise ValueError(
+                    f"data.train_sources[{i}]: give stop_step or stop_fraction, not both"
+                )
+            if fraction is not None and not 0 < fraction <= 1:
+                raise ValueError(
+                    f"data.train_sources[{i}]: stop_fraction must be in (0, 1], got {fraction}"
+                )
+            if step is not None and step <= 0:
+                raise ValueError(f"data.train_sources[{i}]: stop_step must be > 0, got {step}")
         if len(set(names)) != len(names):
             raise ValueError(f"data.train_sources: names must be unique, got {list(names)}")
         self.sources = list(sources)
@@ -107,6 +134,13 @@ class MixedDataset(Dataset):
         return [
             step if fraction is None else round(fraction * total_steps)
             for step, fraction in zip(self.start_steps, self.start_fractions, strict=True)
+        ]
+
+    def stops(self, total_steps: int) -> list[int | None]:
+        """The step each source leaves at in a run of ``total_steps`` steps (None: never)."""
+        return [
+            step if fraction is None else round(fraction * total_steps)
+            for step, fraction in zip(self.stop_steps, self.stop_fractions, strict=True)
         ]
 
     def __getitem__(self, index: int) -> tuple[Any, str, str] | Skip | None:
@@ -145,11 +179,11 @@ class MixedDataset(Dataset):
 class MixedBatchSampler(Sampler[list[int]]):
     """Endless batches of MixedDataset indices, ``counts[i]`` from source i in each.
 
-    The batches form phases, one from each distinct ``start_step`` (a step is
+    The batches form phases, one from each distinct ``start_step`` or ``stop_step`` (a step is
     ``batches_per_step`` batches per rank: ``trainer.accumulate``) on, each with its own
-    counts; sources not yet started take none. ``start_batch`` counts global batches (all
-    ranks together); source i's stream starts where the batches before it left it, and is
-    sharded over ranks like ``ResumableSampler``.
+    counts; sources not yet started, or stopped, take none. ``start_batch`` counts global
+    batches (all ranks together); source i's stream starts where the batches before it left
+    it, and is sharded over ranks like ``ResumableSampler``.
     """
 
     def __init__(
@@ -164,10 +198,26 @@ class MixedBatchSampler(Sampler[list[int]]):
         batches_per_step: int = 1,
     ) -> None:
         starts = [s * batches_per_step for s in dataset.starts(total_steps)]
-        self.phase_starts = sorted(set(starts))
+        stops = [None if s is None else s * batches_per_step for s in dataset.stops(total_steps)]
+        for name, start, stop in zip(dataset.names, starts, stops, strict=True):
+            if stop is not None and stop <= start:
+                raise ValueError(
+                    f"data.train_sources: source {name!r} stops (step {stop // batches_per_step}) "
+                    f"before it starts (step {start // batches_per_step}) in a run of "
+                    f"{total_steps} steps"
+                )
+        self.phase_starts = sorted({*starts, *(s for s in stops if s is not None)})
         self.phase_counts = []
         for start in self.phase_starts:
-            ratios = [r if s <= start else 0.0 for r, s in zip(dataset.ratios, starts, strict=True)]
+            ratios = [
+                r if s <= start and (e is None or start < e) else 0.0
+                for r, s, e in zip(dataset.ratios, starts, stops, strict=True)
+            ]
+            if not any(ratios):
+                raise ValueError(
+                    f"data.train_sources: no source left from step {start // batches_per_step} "
+                    f"of {total_steps} (every source has stopped)"
+                )
             counts = batch_counts(ratios, batch_size)
             counts = [n if r > 0 else 0 for n, r in zip(counts, ratios, strict=True)]
             self.phase_counts.append(counts)

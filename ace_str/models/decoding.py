@@ -137,10 +137,13 @@ def ace_peak_decode(logits: Tensor, order: str = "column") -> tuple[list[list[in
     return sequences, torch.tensor(confidences, dtype=torch.float32)
 
 
-def ace_mass_decode(logits: Tensor, order: str = "column") -> tuple[list[list[int]], Tensor]:
+def ace_mass_decode(
+    logits: Tensor, order: str = "column", threshold: float = 0.5
+) -> tuple[list[list[int]], Tensor]:
     """Each class read round(sum_t y^t_k) times, instance j where the class's running sum of
     probability over the frames (in reading order) reaches j - 1/2, instances sorted by that
-    position.
+    position. ``threshold`` moves the rounding: an instance needs that much mass (0.5: round;
+    scripts/short_readings.py measures others).
 
     Eq. 8 asks only that a class's probability summed over the frames match its count, so a
     model early in training holds a letter as 0.25 in four neighbouring frames, which argmax
@@ -154,7 +157,9 @@ def ace_mass_decode(logits: Tensor, order: str = "column") -> tuple[list[list[in
     """
     probs = flatten_2d(logits, order).detach().float().softmax(dim=-1).cpu()
     running = probs.cumsum(dim=1)  # (B, T, C)
-    counts = running[:, -1, 1:].add(0.5).floor().long()  # (B, C - 1)
+    if not 0.0 < threshold <= 1.0:
+        raise ValueError(f"mass decoder threshold must be in (0, 1], got {threshold}")
+    counts = running[:, -1, 1:].add(1.0 - threshold).floor().long()  # (B, C - 1)
     padded = torch.nn.functional.pad(probs.transpose(1, 2), (1, 1))  # (B, C, T + 2)
     local = padded.unfold(2, 3, 1).sum(dim=-1)  # (B, C, T): mass of frames t - 1 .. t + 1
     sequences, confidences = [], []
@@ -162,7 +167,7 @@ def ace_mass_decode(logits: Tensor, order: str = "column") -> tuple[list[list[in
         instances: list[tuple[float, int]] = []
         log_conf = 0.0
         for k in (counts[b].nonzero().flatten() + 1).tolist():
-            wanted = torch.arange(int(counts[b, k - 1]), dtype=torch.float32) + 0.5
+            wanted = torch.arange(int(counts[b, k - 1]), dtype=torch.float32) + threshold
             column = running[b, :, k].contiguous()
             frames = torch.searchsorted(column, wanted).clamp(max=column.numel() - 1)
             before = torch.where(frames > 0, column[(frames - 1).clamp(min=0)], 0.0)
