@@ -210,3 +210,25 @@ def test_trainer_follows_a_curriculum_from_the_config(tiny_config, tmp_path: Pat
     trainer = Trainer(cfg, tmp_path / "run")
     trainer.fit()
     assert trainer.source_counts == {"easy": 4, "full": 12}  # batch 4: 2 + 2, then 0 + 4
+
+
+def test_two_renderers_in_a_mix_draw_different_words(tiny_config) -> None:
+    """A second synthetic source on the run's seed would render the first one's words at the
+    same indices (a batch of words twice over); it gets its own stream unless a seed is given.
+    The first renderer keeps the run's seed, so a single-renderer recipe is unchanged."""
+    from ace_str.build.data import build_mixed_dataset, synth_dataset
+    from ace_str.build.models import build_charset
+    from ace_str.build.transform import build_transform
+
+    cfg = tiny_config(
+        "data.train_sources=[{name: a, ratio: 1}, {name: b, ratio: 1}, "
+        "{name: c, ratio: 1, synth: {seed: 0}}]",
+        "seed=0",
+    )
+    charset = build_charset(cfg)
+    mixed = build_mixed_dataset(cfg, charset, build_transform(cfg))
+    a, b, c = (mixed.sources[i] for i in range(3))
+    words = [[s[i][1] for i in range(6)] for s in (a, b, c)]
+    assert words[0] != words[1] and words[0] == words[2]
+    alone = synth_dataset(cfg.data.synth, charset, build_transform(cfg))
+    assert [alone[i][1] for i in range(6)] == words[0]

@@ -74,12 +74,14 @@ def build_mixed_dataset(
     ``{ratio}`` alone (the synthetic renderer, optionally ``synth: {...}`` overriding
     ``data.synth`` fields); ``name`` defaults to the first root's folder name or ``synth``;
     ``start_step`` or ``start_fraction`` (of the run's steps) delays a source, ``stop_step`` or
-    ``stop_fraction`` ends it (a curriculum). Each source gets
+    ``stop_fraction`` ends it (a curriculum). The first renderer draws from ``data.synth.seed``,
+    each further one (unless its ``synth`` gives a seed) from its own seed. Each source gets
     label shuffling (``data.shuffle_ratio``); source i's crops are augmented with seed
     ``seed + 7919 * i``."""
     sources: Sequence[Any] = cfg.data.train_sources
     datasets, names, ratios, shuffles, starts, fractions = [], [], [], [], [], []
     stop_steps, stop_fractions = [], []
+    renderers = 0  # synthetic sources so far
     for i, source in enumerate(sources):
         roots = [str(r) for r in (source.get("roots") or [])]
         if "ratio" not in source:
@@ -99,7 +101,13 @@ def build_mixed_dataset(
             shuffles.append(True)
             default = Path(roots[0]).name
         else:
-            node = OmegaConf.merge(cfg.data.synth, source.get("synth") or {})
+            given = source.get("synth") or {}
+            node = OmegaConf.merge(cfg.data.synth, given)
+            # a second renderer on the run's seed would draw the same words at the same indices
+            # as the first: each further one gets its own stream unless its seed is given
+            if renderers and "seed" not in given:
+                node.seed = int(node.seed) + 7919 * renderers
+            renderers += 1
             dataset = synth_dataset(node, charset, transform)
             shuffles.append(False)
             default = "synth"
