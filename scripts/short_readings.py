@@ -38,7 +38,6 @@ from ace_str.scoring.evaluator import evaluate_batches
 from ace_str.scoring.metrics import normalize_text
 
 KINDS = ("correct", "shorter", "longer", "same length", "anagram")
-WHERE = ("near miss", "confused", "blank")
 
 
 def reading_kind(truth: str, reading: str) -> str:
@@ -72,7 +71,8 @@ def letter_classes(charset: Charset) -> dict[str, list[int]]:
 
 
 def missing_mass(probs: Tensor, truth: str, reading: str, classes: dict) -> Counter:
-    """Where the letters a short reading lacks went (``WHERE``), one count per missing letter.
+    """Where the letters a short reading lacks went ("near miss", "confused", "blank"), one
+    count per missing letter.
 
     ``probs``: (T, C) one sample's frame probabilities."""
     where: Counter = Counter()
@@ -155,7 +155,7 @@ def _correct(truths: list[str], readings: list[str]) -> int:
     return sum(bool(t) and t == r for t, r in zip(truths, readings, strict=True))
 
 
-def report(results: dict[str, dict], thresholds: Sequence[float], shifts: Sequence[float]) -> str:
+def report(results: dict[str, dict]) -> str:
     lines = [
         "| checkpoint | samples | " + " | ".join(f"{k} (%)" for k in KINDS) + " | deleted "
         "first / middle / last |",
@@ -199,7 +199,7 @@ def main(argv: list[str] | None = None) -> None:
     results = {
         c: analyse(c, args.data, args.thresholds, args.blank_shifts) for c in args.checkpoints
     }
-    print(report(results, args.thresholds, args.blank_shifts))
+    print(report(results))
 
 
 if __name__ == "__main__":

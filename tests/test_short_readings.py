@@ -48,5 +48,5 @@ def test_the_report_adds_up_and_ace_gets_its_decoding_rows(tiny_config, tmp_path
     result = script.analyse(str(tmp_path / "run" / "last.ckpt"), folder, [0.3, 0.5], [0.0])
     assert result["ace"] and result["samples"] == 4 and sum(result["kinds"].values()) == 4
     assert result["by_threshold"][0.5] == result["by_shift"][0.0] == result["kinds"]["correct"]
-    text = script.report({"run": result}, [0.3, 0.5], [0.0])
+    text = script.report({"run": result})
     assert "| threshold 0.3 |" in text and "| blank logit - 0 |" in text
