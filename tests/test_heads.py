@@ -16,6 +16,7 @@ from ace_str.engine.trainer import Trainer
 from ace_str.evaluation.run import evaluate_checkpoint
 from ace_str.losses.ace import ACELoss
 from ace_str.models.decoding import ctc_greedy_decode, ctc_prefix_beam_search
+from ace_str.models.heads.ace import ACEHead
 from ace_str.models.heads.attention import AttentionHead
 from ace_str.models.heads.ctc import CTCHead
 from ace_str.models.heads.ctc_ace import CTCACEHead
@@ -348,8 +349,6 @@ def test_ace_presence_term_against_its_formula_and_gradient():
 def test_ace_heads_report_skipped_samples_and_pass_the_backend():
     """A label longer than the frames under on_too_long=skip is left out of ACE and counted in
     the loss output (ace_skipped), which the trainer logs; under error there is no such key."""
-    from ace_str.models.heads.ace import ACEHead
-
     logits = torch.randn(3, 3, 6, requires_grad=True)
     targets, lengths = batch_targets([[1, 2, 3, 4], [1], [2, 2]])  # the first: 4 symbols, 3 frames
     out = ACEHead(4, 6, on_too_long="skip").loss(logits, targets, lengths)
@@ -362,3 +361,14 @@ def test_ace_heads_report_skipped_samples_and_pass_the_backend():
     assert CTCACEHead(4, 6, ace_backend="analytic").ace.backend == "analytic"
     with pytest.raises(ValueError, match="backend=kernel.*mode=regression"):
         ACEHead(4, 6, mode="regression", backend="kernel")
+
+
+def test_ace_blank_prior_sets_the_first_prediction_of_a_frame_without_evidence():
+    """head.blank_prior: with zero features every frame predicts the blank at the prior and the
+    other classes alike (Eq. 8's blank share from the first step); outside (0, 1) is refused."""
+    head = ACEHead(8, 5, blank_prior=0.72)
+    probs = head(torch.zeros(1, 3, 8)).softmax(dim=-1)
+    assert torch.allclose(probs[..., 0], torch.full((1, 3), 0.72), atol=1e-6)
+    assert torch.allclose(probs[..., 1:], torch.full((1, 3, 4), 0.07), atol=1e-6)
+    with pytest.raises(ValueError, match="blank_prior must be in"):
+        ACEHead(8, 5, blank_prior=1.0)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -47,6 +49,7 @@ class ACEHead(Head):
         entropy_weight: float = 0.0,
         presence_weight: float = 0.0,
         backend: Backend = "auto",
+        blank_prior: float | None = None,
     ) -> None:
         super().__init__()
         if entropy_weight < 0:
@@ -54,6 +57,8 @@ class ACEHead(Head):
         if presence_weight < 0:
             raise ValueError(f"presence_weight must be at least 0, not {presence_weight}")
         self.classifier = nn.Linear(in_features, num_classes)
+        if blank_prior is not None:
+            init_blank_prior(self.classifier, blank_prior)
         self.criterion = ACELoss(mode=mode, on_too_long=on_too_long, backend=backend)
         self.read_order = read_order
         self.entropy_weight = entropy_weight
@@ -83,6 +88,18 @@ class ACEHead(Head):
 
     def decode(self, logits: Tensor) -> tuple[list[list[int]], Tensor]:
         return DECODERS[self.decoder](logits, self.read_order)
+
+
+def init_blank_prior(classifier: nn.Linear, prior: float) -> None:
+    """Bias so that a frame with no evidence predicts the blank with probability ``prior`` and
+    the other classes alike: Eq. 8's share of blank frames, 1 - |S| / T, from the first step,
+    instead of the 1 / C a zero bias gives."""
+    if not 0.0 < prior < 1.0:
+        raise ValueError(f"head.blank_prior must be in (0, 1), e.g. 0.72; got {prior}")
+    others = classifier.out_features - 1
+    with torch.no_grad():
+        classifier.bias.fill_(math.log((1.0 - prior) / others))
+        classifier.bias[0] = math.log(prior)
 
 
 def skip_count(criterion: ACELoss, terms: ACETerms) -> dict[str, Tensor]:
