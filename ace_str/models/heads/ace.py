@@ -93,7 +93,7 @@ class ACEHead(Head):
 def init_blank_prior(classifier: nn.Linear, prior: float) -> None:
     """Bias so that a frame with no evidence predicts the blank with probability ``prior`` and
     the other classes alike: Eq. 8's share of blank frames, 1 - |S| / T, from the first step,
-    instead of the 1 / C a zero bias gives."""
+    instead of about 1 / C each under torch's default initialisation."""
     if not 0.0 < prior < 1.0:
         raise ValueError(f"head.blank_prior must be in (0, 1), e.g. 0.72; got {prior}")
     others = classifier.out_features - 1
