@@ -89,3 +89,37 @@ def test_docs_and_scripts_name_no_machine_paths():
         if machine.search(line)
     ]
     assert not found, "\n".join(found)
+
+
+@pytest.mark.parametrize("experiment", ["crnn_ace", "crnn_ace_quick", "cpu_synth_real"])
+def test_blank_prior_is_the_recipes_blank_share(experiment):
+    """head.blank_prior is Eq. 8's blank share of the recipe's own data, 1 - mean |S| / T: the
+    frames the backbone gives a 32 x 100 crop and the renderer's mean word length."""
+    import random
+
+    import torch
+
+    from ace_str.data.synth.words import WordSampler
+
+    cfg = compose_config("train", [f"experiment={experiment}"])
+    charset = build_charset(cfg)
+    model = build_model(cfg, charset).eval()
+    with torch.no_grad():
+        frames = model.backbone(torch.zeros(1, cfg.data.channels, 32, 100)).shape[1]
+    synth = cfg.data.synth
+    sampler = WordSampler(
+        charset,
+        dict(synth.word_weights) if synth.word_weights else None,
+        synth.vocab_size,
+        synth.max_length,
+        dict(synth.casing) if synth.casing else None,
+        synth.word_frequency_power,
+    )
+    rng = random.Random(0)
+    mean_length = sum(len(sampler.sample(rng)) for _ in range(4000)) / 4000
+    assert abs(cfg.head.blank_prior - (1.0 - mean_length / frames)) < 0.02
+
+
+@pytest.mark.parametrize("experiment", ["resnet2d_ace", "hctr_ace_quick", "count_ace_quick"])
+def test_blank_prior_is_off_where_the_word_prior_does_not_apply(experiment):
+    assert compose_config("train", [f"experiment={experiment}"]).head.blank_prior is None
