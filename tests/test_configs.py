@@ -7,7 +7,7 @@ import pytest
 from hydra.utils import instantiate
 
 from ace_str.build.config import compose_config
-from ace_str.build.data import build_train_dataset
+from ace_str.build.data import build_train_dataset, synth_dataset
 from ace_str.build.models import build_charset, build_model
 from tests.conftest import TINY
 
@@ -99,22 +99,12 @@ def test_blank_prior_is_the_recipes_blank_share(experiment):
 
     import torch
 
-    from ace_str.data.synth.words import WordSampler
-
     cfg = compose_config("train", [f"experiment={experiment}"])
     charset = build_charset(cfg)
     model = build_model(cfg, charset).eval()
     with torch.no_grad():
         frames = model.backbone(torch.zeros(1, cfg.data.channels, 32, 100)).shape[1]
-    synth = cfg.data.synth
-    sampler = WordSampler(
-        charset,
-        dict(synth.word_weights) if synth.word_weights else None,
-        synth.vocab_size,
-        synth.max_length,
-        dict(synth.casing) if synth.casing else None,
-        synth.word_frequency_power,
-    )
+    sampler = synth_dataset(cfg.data.synth, charset, None, length=1).sampler
     rng = random.Random(0)
     mean_length = sum(len(sampler.sample(rng)) for _ in range(4000)) / 4000
     assert abs(cfg.head.blank_prior - (1.0 - mean_length / frames)) < 0.02

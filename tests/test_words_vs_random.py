@@ -7,8 +7,8 @@ from tests.conftest import load_script
 
 
 def test_each_source_is_read_alone_and_reported(tiny_config, tmp_path, capsys):
-    """On a tiny checkpoint: one accuracy per source, in [0, 100], and a row per checkpoint; the
-    renders are the source asked for (digits only for numbers)."""
+    """On a tiny checkpoint: one accuracy per source asked for, in [0, 100], and a row per
+    checkpoint in the printed table."""
     Trainer(tiny_config("trainer.max_steps=2"), tmp_path / "run").fit()
     script = load_script("words_vs_random")
     checkpoint = str(tmp_path / "run" / "last.ckpt")
