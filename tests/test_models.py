@@ -84,9 +84,37 @@ def test_crnn_residual_context_starts_frame_local_and_grows_in():
     assert _changed_frames(backbone).all()
 
 
+def test_crnn_context_dropout_drops_whole_samples_while_training_only():
+    """context_dropout: in training a dropped sample's features are its local projection alone,
+    a kept one's local + context / (1 - p); in evaluation every sample keeps its context unscaled.
+    Catches per-frame masks, a missing rescale and a mask left on at evaluation."""
+    torch.manual_seed(0)
+    backbone = CRNNBackbone(**TINY, context="residual", context_dropout=0.5)
+    backbone.context_out.weight.data.normal_()
+    image = torch.randn(16, 1, 32, 100)
+    backbone.eval()
+    with torch.no_grad():
+        features = backbone.cnn(image).mean(dim=2).transpose(1, 2)
+        local = backbone.local(features)
+        context = backbone.context_out(backbone.rnn(features)[0])
+        assert torch.allclose(backbone(image), local + context, atol=1e-6)
+        backbone.train()
+        for module in backbone.cnn:  # keep batch norm on the running statistics
+            module.eval()
+        out = backbone(image)
+    dropped = (out - local).abs().amax(dim=(1, 2)) < 1e-6
+    kept = (out - local - 2 * context).abs().amax(dim=(1, 2)) < 1e-5
+    assert torch.equal(dropped | kept, torch.ones(16, dtype=torch.bool))
+    assert 0 < int(dropped.sum()) < 16
+
+
 def test_crnn_context_settings_are_checked():
     with pytest.raises(ValueError, match="context must be one of"):
         CRNNBackbone(**TINY, context="transformer")
+    with pytest.raises(ValueError, match="needs context=residual"):
+        CRNNBackbone(**TINY, context="bilstm", context_dropout=0.3)
+    with pytest.raises(ValueError, match=r"in \[0, 1\)"):
+        CRNNBackbone(**TINY, context="residual", context_dropout=1.0)
 
 
 def test_crnn_kernel_widths_narrow_the_receptive_field():

@@ -36,6 +36,10 @@ class CRNNBackbone(nn.Module):
     a frame that sees only its neighbourhood cannot know the word's counts, so it learns the
     letter under it. With the residual the model starts frame-local (the branch adds exactly 0)
     and the context grows in as training finds it useful (docs/REPRODUCING.md, "ACE's plateau").
+    ``context_dropout`` (residual only) drops the context branch of a whole sample with that
+    probability while training (the kept ones scaled by 1 / (1 - p), as in stochastic depth), so
+    the local path must read alone as well: with Eq. 8 a frame may report a letter because the
+    BiLSTM saw it elsewhere in the word, which transfers badly from renders to real crops.
     """
 
     def __init__(
@@ -48,6 +52,7 @@ class CRNNBackbone(nn.Module):
         batch_norm_all: bool = False,
         context: str = "bilstm",
         kernel_widths: Sequence[int] = (3, 3, 3, 3, 3, 3),
+        context_dropout: float = 0.0,
     ) -> None:
         super().__init__()
         if len(channels) != 7:
@@ -56,6 +61,10 @@ class CRNNBackbone(nn.Module):
             raise ValueError(f"CRNN context must be one of {CONTEXTS}, not {context!r}")
         if len(kernel_widths) != 6 or any(w not in (1, 3) for w in kernel_widths):
             raise ValueError(f"kernel_widths: six widths of 1 or 3, not {list(kernel_widths)}")
+        if not 0.0 <= context_dropout < 1.0:
+            raise ValueError(f"context_dropout must be in [0, 1), not {context_dropout}")
+        if context_dropout and context != "residual":
+            raise ValueError(f"context_dropout needs context=residual, not {context!r}")
         c = list(channels)
         k = [(3, w) for w in kernel_widths]
         pad = [(1, w // 2) for w in kernel_widths]
@@ -73,6 +82,7 @@ class CRNNBackbone(nn.Module):
             *_conv(c[5], c[6], 2, 0, True),  # H/16 - 1, W/4
         )
         self.context = context
+        self.context_dropout = context_dropout
         self.out_features = c[6] if context == "none" else 2 * lstm_hidden
         self.stride = 4
         if context == "none":
@@ -102,4 +112,9 @@ class CRNNBackbone(nn.Module):
             return features
         if self.context == "bilstm":
             return self.rnn(features)[0]
-        return self.local(features) + self.context_out(self.rnn(features)[0])
+        context = self.context_out(self.rnn(features)[0])
+        if self.training and self.context_dropout:
+            keep = 1.0 - self.context_dropout
+            mask = features.new_empty(features.shape[0], 1, 1).bernoulli_(keep)
+            context = context * mask / keep
+        return self.local(features) + context
