@@ -38,8 +38,9 @@ class CRNNBackbone(nn.Module):
     and the context grows in as training finds it useful (docs/REPRODUCING.md, "ACE's plateau").
     ``context_dropout`` (residual only) drops the context branch of a whole sample with that
     probability while training (the kept ones scaled by 1 / (1 - p), as in stochastic depth), so
-    the local path must read alone as well: with Eq. 8 a frame may report a letter because the
-    BiLSTM saw it elsewhere in the word, which transfers badly from renders to real crops.
+    the local path must read alone as well (the hypothesis: with Eq. 8 a frame may report a
+    letter because the BiLSTM saw it elsewhere in the word, which would transfer badly to real
+    crops; measured at 0.3 it read less, docs/REPRODUCING.md, so it is off by default).
     """
 
     def __init__(
