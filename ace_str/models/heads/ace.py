@@ -50,8 +50,11 @@ class ACEHead(Head):
         presence_weight: float = 0.0,
         backend: Backend = "auto",
         blank_prior: float | None = None,
+        logit_noise: float = 0.0,
     ) -> None:
         super().__init__()
+        if logit_noise < 0:
+            raise ValueError(f"head.logit_noise must be at least 0, e.g. 1.0; got {logit_noise}")
         if entropy_weight < 0:
             raise ValueError(f"entropy_weight must be at least 0, not {entropy_weight}")
         if presence_weight < 0:
@@ -63,12 +66,15 @@ class ACEHead(Head):
         self.read_order = read_order
         self.entropy_weight = entropy_weight
         self.presence_weight = presence_weight
+        self.logit_noise = logit_noise
         self.use_decoder(decoder)
 
     def forward(self, features: Tensor, targets: Tensor | None = None) -> Tensor:
         return self.classifier(features)
 
     def loss(self, logits: Tensor, targets: Tensor, target_lengths: Tensor) -> dict[str, Tensor]:
+        if self.training and self.logit_noise > 0:
+            logits = perturb_logits(logits, self.logit_noise)
         terms = self.criterion.terms(logits, targets, target_lengths)
         out = {"loss": terms.loss, "ace_kl": terms.kl, **skip_count(self.criterion, terms)}
         if self.entropy_weight > 0:
@@ -100,6 +106,18 @@ def init_blank_prior(classifier: nn.Linear, prior: float) -> None:
     with torch.no_grad():
         classifier.bias.fill_(math.log((1.0 - prior) / others))
         classifier.bias[0] = math.log(prior)
+
+
+def perturb_logits(logits: Tensor, std: float) -> Tensor:
+    """Logits plus N(0, std^2) noise, drawn anew for every frame and class; not in the paper.
+
+    Eq. 8 is at its minimum for any frames whose probabilities sum to the counts: a letter held
+    at 0.5 by two frames scores as well as one frame certain of it. Under noise the first sum
+    varies (its frames sit where a softmax is steepest) and the second does not, and -log of an
+    average is convex, so Eq. 8 on noisy logits prefers frames that commit, whose sums a shift
+    of the input (a real crop after synthetic training) moves least. Eq. 8 stays the only loss.
+    """
+    return logits + std * torch.randn_like(logits)
 
 
 def skip_count(criterion: ACELoss, terms: ACETerms) -> dict[str, Tensor]:
