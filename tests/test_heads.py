@@ -372,3 +372,29 @@ def test_ace_blank_prior_sets_the_first_prediction_of_a_frame_without_evidence()
     assert torch.allclose(probs[..., 1:], torch.full((1, 3, 4), 0.07), atol=1e-6)
     with pytest.raises(ValueError, match="blank_prior must be in"):
         ACEHead(8, 5, blank_prior=1.0)
+
+
+def test_ace_logit_noise_penalises_spread_frames_while_training_only():
+    """head.logit_noise: Eq. 8 cannot tell a letter held by one certain frame from one shared by
+    two frames at 0.5 each; on noisy logits the shared one scores worse on average, the certain
+    one barely moves; in eval mode the loss is the noiseless Eq. 8; a negative std is refused."""
+    head = ACEHead(4, 3, backend="composed", logit_noise=1.0)
+    targets, lengths = batch_targets([[1]])
+    committed = one_hot_logits([1, 0, 0, 0], classes=3)  # 'a' certain in one frame
+    spread = torch.full((1, 4, 3), -10.0)  # 'a' and the blank alike in two frames
+    spread[0, :2, :2] = 0.0
+    spread[0, 2:, 0] = 10.0
+    head.eval()
+    clean = [float(head.loss(x, targets, lengths)["loss"]) for x in (committed, spread)]
+    assert clean[0] == pytest.approx(clean[1], abs=1e-4)
+    assert float(head.loss(spread, targets, lengths)["loss"]) == clean[1]  # eval: no noise
+    head.train()
+    torch.manual_seed(0)
+    noisy = [
+        sum(float(head.loss(x, targets, lengths)["loss"]) for _ in range(200)) / 200
+        for x in (committed, spread)
+    ]
+    assert noisy[0] < clean[0] + 1e-3
+    assert noisy[1] > clean[1] + 0.01
+    with pytest.raises(ValueError, match="logit_noise must be at least 0"):
+        ACEHead(4, 3, logit_noise=-0.5)
