@@ -158,7 +158,7 @@ def test_ace_head_switches_decoder_and_refuses_unknown_ones():
     assert head.decode(soft_frames([{3: 0.6}, {3: 0.55}]))[0] == [[3]]
     head.use_decoder("mass")
     assert head.decode(soft_frames([{3: 0.3}, {3: 0.3}, {}]))[0] == [[3]]
-    assert set(head.decoders) == {"greedy", "count", "peaks", "mass", "segment"}
+    assert set(head.decoders) == {"greedy", "count", "peaks", "mass", "segment", "apportion"}
     with pytest.raises(ValueError, match="ACE decoder must be one of"):
         head.use_decoder("beam")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
@@ -155,11 +156,47 @@ def ace_mass_decode(
     the crossing frame and its two neighbours (capped at 1); the mean blank probability for an
     empty reading.
     """
-    probs = flatten_2d(logits, order).detach().float().softmax(dim=-1).cpu()
-    running = probs.cumsum(dim=1)  # (B, T, C)
     if not 0.0 < threshold <= 1.0:
         raise ValueError(f"mass decoder threshold must be in (0, 1], got {threshold}")
-    counts = running[:, -1, 1:].add(1.0 - threshold).floor().long()  # (B, C - 1)
+    probs = flatten_2d(logits, order).detach().float().softmax(dim=-1).cpu()
+    counts = probs[:, :, BLANK + 1 :].sum(dim=1).add(1.0 - threshold).floor().long()
+    return _place_instances(probs, counts, lambda n, _mass: torch.arange(n) + threshold)
+
+
+def ace_apportion_decode(logits: Tensor, order: str = "column") -> tuple[list[list[int]], Tensor]:
+    """As many characters as the total letter mass, sum_k sum_t y^t_k over the letters, rounded;
+    each class first gets the whole part of its own mass, and the characters left over go to the
+    classes with the largest remainders (Hamilton's apportionment). Instance j of a class with
+    mass m read n times sits where its running mass reaches (j - 1/2) m / n, in reading order.
+
+    The mass decoder rounds each class on its own, so a character the model splits between
+    look-alikes on a real crop ('o' 0.55 with '0' 0.43 on top of two certain 'o's: 2.47 and 0.43)
+    loses the split share twice and the reading comes out a character short, the most frequent
+    error of ACE models on IIIT5K. Here the total says a character is there and the largest
+    remainder names it. Unlike the segment decoder, the count does not cut the frames, so letter
+    mass scattered over blank frames does not shift which frames make up a character. Where the
+    per-class roundings already add up to the rounded total (peaky frames), the reading equals
+    the mass decoder's. Confidence as in the mass decoder.
+    """
+    probs = flatten_2d(logits, order).detach().float().softmax(dim=-1).cpu()
+    mass = probs[:, :, BLANK + 1 :].sum(dim=1)  # (B, C - 1)
+    counts = mass.floor()
+    left = (mass.sum(dim=1) + 0.5).floor() - counts.sum(dim=1)  # (B,), at least 0
+    order_by_remainder = (mass - counts).argsort(dim=1, descending=True)
+    ranks = torch.empty_like(order_by_remainder)
+    ranks.scatter_(1, order_by_remainder, torch.arange(mass.shape[1]).expand_as(mass).clone())
+    counts = (counts + (ranks < left[:, None]).float()).long()
+    return _place_instances(probs, counts, lambda n, m: (torch.arange(n) + 0.5) * (m / n))
+
+
+def _place_instances(
+    probs: Tensor, counts: Tensor, wanted: Callable[[int, float], Tensor]
+) -> tuple[list[list[int]], Tensor]:
+    """Read class k counts[b, k - 1] times, instance j where the class's running sum over the
+    frames reaches wanted(n, mass)[j] (interpolated inside that frame), sorted by position.
+    Confidence: the product over the instances of the class's mass in the crossing frame and
+    its two neighbours (capped at 1); the mean blank probability for an empty reading."""
+    running = probs.cumsum(dim=1)  # (B, T, C)
     padded = torch.nn.functional.pad(probs.transpose(1, 2), (1, 1))  # (B, C, T + 2)
     local = padded.unfold(2, 3, 1).sum(dim=-1)  # (B, C, T): mass of frames t - 1 .. t + 1
     sequences, confidences = [], []
@@ -167,11 +204,11 @@ def ace_mass_decode(
         instances: list[tuple[float, int]] = []
         log_conf = 0.0
         for k in (counts[b].nonzero().flatten() + 1).tolist():
-            wanted = torch.arange(int(counts[b, k - 1]), dtype=torch.float32) + threshold
             column = running[b, :, k].contiguous()
-            frames = torch.searchsorted(column, wanted).clamp(max=column.numel() - 1)
+            targets = wanted(int(counts[b, k - 1]), float(column[-1])).float()
+            frames = torch.searchsorted(column, targets).clamp(max=column.numel() - 1)
             before = torch.where(frames > 0, column[(frames - 1).clamp(min=0)], 0.0)
-            share = (wanted - before) / probs[b, frames, k].clamp_min(1e-12)
+            share = (targets - before) / probs[b, frames, k].clamp_min(1e-12)
             positions = (frames + share.clamp(0, 1)).tolist()
             for t, position in zip(frames.tolist(), positions, strict=True):
                 instances.append((position, k))

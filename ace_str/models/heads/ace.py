@@ -10,6 +10,7 @@ from torch import Tensor, nn
 
 from ace_str.losses.ace import ACELoss, ACETerms, Backend, character_counts, flatten_prediction
 from ace_str.models.decoding import (
+    ace_apportion_decode,
     ace_count_decode,
     ace_greedy_decode,
     ace_mass_decode,
@@ -23,13 +24,15 @@ from ace_str.models.heads.base import Head
 # each class as often as its summed probability says, at its strongest cells (ace_peak_decode);
 # mass: as often, each at the middle of its share of the mass in reading order (ace_mass_decode);
 # segment: as many letters as the total letter mass, each named by the class with the most mass
-# in its unit of the running letter mass (ace_segment_decode)
+# in its unit of the running letter mass (ace_segment_decode); apportion: the rounded total letter
+# mass shared out by each class's whole part and largest remainders (ace_apportion_decode)
 DECODERS = {
     "greedy": ace_greedy_decode,
     "count": ace_count_decode,
     "peaks": ace_peak_decode,
     "mass": ace_mass_decode,
     "segment": ace_segment_decode,
+    "apportion": ace_apportion_decode,
 }
 
 
