@@ -398,3 +398,26 @@ def test_ace_logit_noise_penalises_spread_frames_while_training_only():
     assert noisy[1] > clean[1] + 0.01
     with pytest.raises(ValueError, match="logit_noise must be at least 0"):
         ACEHead(4, 3, logit_noise=-0.5)
+
+
+def test_ace_count_smoothing_is_eq8_against_smoothed_counts():
+    """head.count_smoothing = eps: the loss equals Eq. 8 (the composed formula) with the counts
+    replaced by (1 - eps) N̄ + eps / C, value and gradient; eps outside [0, 1) is refused."""
+    from ace_str.losses.ace import ace_cross_entropy, character_counts
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 7, 5, requires_grad=True)
+    targets, lengths = batch_targets([[1, 2], [3, 3, 4], [2]])
+    head = ACEHead(4, 5, backend="composed", count_smoothing=0.1)
+    loss = head.loss(logits, targets, lengths)["loss"]
+    frames = torch.full((3,), 7)
+    counts = character_counts(targets, lengths, 5, frames)
+    smoothed = 0.9 * counts + 0.1 * 7 / 5  # N'_k = T N̄'_k
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    expected = ace_cross_entropy(logits.log_softmax(-1), smoothed, mask, frames).mean()
+    assert float(loss) == pytest.approx(float(expected), abs=1e-5)
+    (grad,) = torch.autograd.grad(loss, logits)
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)
+    with pytest.raises(ValueError, match="count_smoothing must be in"):
+        ACEHead(4, 5, count_smoothing=1.0)

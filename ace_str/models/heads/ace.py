@@ -54,8 +54,13 @@ class ACEHead(Head):
         backend: Backend = "auto",
         blank_prior: float | None = None,
         logit_noise: float = 0.0,
+        count_smoothing: float = 0.0,
     ) -> None:
         super().__init__()
+        if not 0.0 <= count_smoothing < 1.0:
+            raise ValueError(
+                f"head.count_smoothing must be in [0, 1), e.g. 0.05; got {count_smoothing}"
+            )
         if logit_noise < 0:
             raise ValueError(f"head.logit_noise must be at least 0, e.g. 1.0; got {logit_noise}")
         if entropy_weight < 0:
@@ -70,6 +75,7 @@ class ACEHead(Head):
         self.entropy_weight = entropy_weight
         self.presence_weight = presence_weight
         self.logit_noise = logit_noise
+        self.count_smoothing = count_smoothing
         self.use_decoder(decoder)
 
     def forward(self, features: Tensor, targets: Tensor | None = None) -> Tensor:
@@ -80,6 +86,9 @@ class ACEHead(Head):
             logits = perturb_logits(logits, self.logit_noise)
         terms = self.criterion.terms(logits, targets, target_lengths)
         out = {"loss": terms.loss, "ace_kl": terms.kl, **skip_count(self.criterion, terms)}
+        if self.count_smoothing > 0:
+            eps = self.count_smoothing
+            out["loss"] = (1.0 - eps) * terms.loss + eps * uniform_cross_entropy(logits)
         if self.entropy_weight > 0:
             entropy = frame_entropy(logits)
             out["loss"] = terms.loss + self.entropy_weight * entropy
@@ -121,6 +130,17 @@ def perturb_logits(logits: Tensor, std: float) -> Tensor:
     of the input (a real crop after synthetic training) moves least. Eq. 8 stays the only loss.
     """
     return logits + std * torch.randn_like(logits)
+
+
+def uniform_cross_entropy(logits: Tensor) -> Tensor:
+    """-(1/C) sum_k ln ȳ_k, batch mean: Eq. 8 against a uniform count distribution.
+
+    Eq. 8 is linear in N̄, so (1 - eps) Eq. 8 + eps this is Eq. 8 with label-smoothed counts,
+    N̄'_k = (1 - eps) N̄_k + eps / C (not in the paper; head.count_smoothing). Every frame counts.
+    """
+    log_probs = F.log_softmax(flatten_prediction(logits).float(), dim=-1)
+    log_y_bar = torch.logsumexp(log_probs, dim=1) - math.log(log_probs.shape[1])
+    return -log_y_bar.mean(dim=1).mean()
 
 
 def skip_count(criterion: ACELoss, terms: ACETerms) -> dict[str, Tensor]:
