@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from ace_str.models.decoding import (
+    ace_apportion_decode,
     ace_count_decode,
     ace_greedy_decode,
     ace_mass_decode,
@@ -237,3 +238,35 @@ def test_segment_decoding_reads_2d_maps_in_column_order():
     probs[0, 0, 2, 0], probs[0, 0, 2, 2] = 1e-6, 1.0
     assert ace_segment_decode(probs.log())[0] == [[4, 2]]
     assert ace_segment_decode(probs.log(), order="row")[0] == [[2, 4]]
+
+
+def test_apportion_decoding_equals_mass_decoding_where_the_roundings_add_up():
+    """Peaky frames, a doubled letter held as mass 2, a letter spread over three frames, and an
+    empty map: the rounded total is the sum of the per-class roundings, so the readings agree."""
+    cases = [
+        soft_frames([{2: 0.98}, {}, {3: 0.97}, {3: 0.96}, {}, {4: 0.99}]),  # peaky, "ll" as 3 3
+        soft_frames([{3: 0.5}, {3: 0.5}, {3: 0.5}, {3: 0.5}, {}, {2: 0.95}]),  # "ll" spread: 2.0
+        soft_frames([{2: 0.3}, {2: 0.4}, {2: 0.3}, {}, {5: 0.9}]),  # a letter over three frames
+        soft_frames([{}, {}, {}]),  # nothing
+    ]
+    for logits in cases:
+        assert ace_apportion_decode(logits)[0] == ace_mass_decode(logits)[0]
+    assert ace_apportion_decode(cases[0])[0] == [[2, 3, 3, 4]]
+    assert ace_apportion_decode(cases[1])[0] == [[3, 3, 2]]
+    assert ace_apportion_decode(cases[3])[0] == [[]]
+
+
+def test_apportion_decoding_keeps_a_letter_split_between_look_alikes():
+    """'o' certain twice (0.99 each), then a frame split 0.5 'o' / 0.4 '0', then '4' certain:
+    class masses 2.48, 0.4 and 0.99. The mass decoder rounds each and reads "oo4", a letter short;
+    the total, 3.87, says four letters: whole parts give 'o' twice, and the two left go to the
+    largest remainders, '4' (0.99) and 'o' (0.48), not '0' (0.4), in the split frame's place."""
+    logits = soft_frames([{2: 0.99}, {}, {2: 0.99}, {}, {2: 0.5, 3: 0.4}, {4: 0.99}])
+    assert ace_mass_decode(logits)[0] == [[2, 2, 4]]
+    sequences, confidence = ace_apportion_decode(logits)
+    assert sequences == [[2, 2, 2, 4]]
+    assert 0.0 < float(confidence[0]) <= 1.0
+    # the same split alone: total 0.9 reads one letter, the stronger look-alike
+    assert ace_apportion_decode(soft_frames([{}, {2: 0.5, 3: 0.4}, {}]))[0] == [[2]]
+    # two weak look-alikes that add up to less than half a letter stay unread
+    assert ace_apportion_decode(soft_frames([{}, {2: 0.2, 3: 0.2}, {}]))[0] == [[]]
