@@ -7,9 +7,16 @@ nothing. This prints, over the first ``--samples`` validation images of a checkp
 config, how concentrated the non-blank probability is: the largest character probability in a
 cell (1/T ~ 0.0064 on a 12x13 map when fully spread, near 1 when localised), the share of the
 characters' mass held by cells whose argmax is a character, the count of such cells per image
-against the label length, and how many of those cells predict a character of the label.
+against the label length, how many of those cells predict a character of the label, and the
+share of the characters' mass in sure cells (a character at more than 0.9): a letter one frame
+holds at 0.99 sums to its count whatever a real crop does to its logits by a little, one that
+two frames hold at 0.5 each does not. 1D checkpoints (CRNN frames) read the same way.
 
     python scripts/map_stats.py --checkpoint outputs/resnet2d_ace_quick/<run>/last.ckpt
+    python scripts/map_stats.py --checkpoint <run>/best.ckpt --data ../shared/data/benchmarks/IIIT5K
+
+``--data`` reads a labelled folder or LMDB through the checkpoint's own transform instead of
+its validation set (real crops against the synthetic ones it validated on).
 """
 
 from __future__ import annotations
@@ -21,6 +28,10 @@ import torch
 
 from ace_str.build.data import build_val_datasets
 from ace_str.build.models import load_model
+from ace_str.build.transform import build_transform
+from ace_str.data.folder import open_dataset
+
+SURE = 0.9  # a cell holding a character above this is saturated: a logit shift barely moves it
 
 
 def map_stats(probs: torch.Tensor, label: str, symbols: str) -> dict[str, float]:
@@ -33,6 +44,7 @@ def map_stats(probs: torch.Tensor, label: str, symbols: str) -> dict[str, float]
     return {
         "max_char_prob": float(chars.max()),
         "mass_in_char_cells": float(chars[char_cells].sum() / mass) if mass > 0 else 0.0,
+        "mass_in_sure_cells": float(chars[chars > SURE].sum() / mass) if mass > 0 else 0.0,
         "char_cells": float(char_cells.sum()),
         "label_length": float(len(label)),
         "char_cells_in_label": float(sum(in_label)),
@@ -43,12 +55,23 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train.py")
     parser.add_argument("--samples", type=int, default=100, help="validation images to read")
+    parser.add_argument("--data", help="a labelled folder or LMDB instead of the validation set")
     args = parser.parse_args(argv)
     model, charset, cfg = load_model(args.checkpoint, torch.device("cpu"))
-    datasets = build_val_datasets(cfg, charset)
-    if not datasets:
-        raise SystemExit(f"{args.checkpoint}: its config names no validation set")
-    name, dataset = next(iter(datasets.items()))
+    if args.data:
+        name = args.data
+        dataset = open_dataset(
+            args.data,
+            charset,
+            max_label_length=cfg.data.max_label_length,
+            transform=build_transform(cfg),
+            filter_labels=False,
+        )
+    else:
+        datasets = build_val_datasets(cfg, charset)
+        if not datasets:
+            raise SystemExit(f"{args.checkpoint}: its config names no validation set")
+        name, dataset = next(iter(datasets.items()))
     symbols = "".join(charset.symbols)
     rows = []
     for index in range(min(args.samples, len(dataset))):

@@ -23,6 +23,7 @@ from ace_str.models.backbones.resnet_fcn import ResNetFCN
 from ace_str.models.decoding import ace_greedy_decode
 from ace_str.viz.maps import input_map_figure, save_map_picture
 from tests.conftest import load_script
+from tests.test_evaluate import write_folder
 
 FONT = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
 # A 4-channel resnet18 layout and a one-thread, few-sample run: seconds on a CPU.
@@ -143,6 +144,11 @@ def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
     map_stats.main(["--checkpoint", str(tmp_path / "last.ckpt"), "--samples", "3"])
     printed = capsys.readouterr().out
     assert "3 images of synth_val, 156 cells" in printed and "char_cells_in_label" in printed
+    write_folder(tmp_path / "crops", ["ab", "cd"])  # --data: a labelled folder, not validation
+    map_stats.main(["--checkpoint", str(tmp_path / "last.ckpt"), "--data", str(tmp_path / "crops")])
+    printed = capsys.readouterr().out
+    assert f"2 images of {tmp_path / 'crops'}, 156 cells" in printed
+    assert "mass_in_sure_cells" in printed
 
 
 def test_map_stats_tells_a_spread_map_from_a_localised_one():
@@ -161,8 +167,11 @@ def test_map_stats_tells_a_spread_map_from_a_localised_one():
     assert a["max_char_prob"] == pytest.approx(0.1)
     assert b["char_cells"] == 2 and b["char_cells_in_label"] == 2 and b["label_length"] == 2
     assert b["max_char_prob"] == 1.0 and b["mass_in_char_cells"] == 1.0
+    assert a["mass_in_sure_cells"] == 0 and b["mass_in_sure_cells"] == 1.0
     local[7] = torch.tensor([0.1, 0.0, 0.0, 0.9])  # a confident cell reading "c", not in the label
     assert stats(local, label, symbols)["char_cells_in_label"] == 1
+    sure = stats(local, label, symbols)["mass_in_sure_cells"]
+    assert sure == pytest.approx(1 / 1.9)  # 0.9 is not above 0.9: only "a"'s cell is sure
 
 
 def test_map_picture_is_a_png_and_figure_has_its_panels(tmp_path):
