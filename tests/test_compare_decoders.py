@@ -16,7 +16,7 @@ def test_rows_per_decoder_on_the_runs_own_validation_set(tiny_config, tmp_path, 
     metrics = Trainer(tiny_config(*overrides), tmp_path).fit()
     script = load_script("compare_decoders")
     rows = {r["decoder"]: r for r in script.compare(str(tmp_path / "last.ckpt"), None, None)}
-    assert list(rows) == ["greedy", "count", "peaks", "mass", "segment"]
+    assert list(rows) == ["greedy", "count", "peaks", "mass", "segment", "apportion"]
     assert rows["mass"]["samples"] == 8
     assert rows["mass"]["one_minus_ned"] == pytest.approx(metrics["synth_val/one_minus_ned"])
     assert rows["mass"]["word_accuracy"] == pytest.approx(metrics["synth_val/word_accuracy"])
