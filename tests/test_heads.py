@@ -419,5 +419,10 @@ def test_ace_count_smoothing_is_eq8_against_smoothed_counts():
     (grad,) = torch.autograd.grad(loss, logits)
     (expected_grad,) = torch.autograd.grad(expected, logits)
     assert torch.allclose(grad, expected_grad, atol=1e-6)
+    both = ACEHead(4, 5, backend="composed", count_smoothing=0.1, entropy_weight=0.5)
+    out = both.loss(logits, targets, lengths)  # the terms add up, neither replaces the other
+    assert float(out["loss"]) == pytest.approx(
+        float(expected + 0.5 * out["frame_entropy"]), abs=1e-5
+    )
     with pytest.raises(ValueError, match="count_smoothing must be in"):
         ACEHead(4, 5, count_smoothing=1.0)

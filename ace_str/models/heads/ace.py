@@ -91,7 +91,7 @@ class ACEHead(Head):
             out["loss"] = (1.0 - eps) * terms.loss + eps * uniform_cross_entropy(logits)
         if self.entropy_weight > 0:
             entropy = frame_entropy(logits)
-            out["loss"] = terms.loss + self.entropy_weight * entropy
+            out["loss"] = out["loss"] + self.entropy_weight * entropy
             out["frame_entropy"] = entropy.detach()
         if self.presence_weight > 0:
             presence = presence_loss(logits, targets, target_lengths)
@@ -136,7 +136,8 @@ def uniform_cross_entropy(logits: Tensor) -> Tensor:
     """-(1/C) sum_k ln ȳ_k, batch mean: Eq. 8 against a uniform count distribution.
 
     Eq. 8 is linear in N̄, so (1 - eps) Eq. 8 + eps this is Eq. 8 with label-smoothed counts,
-    N̄'_k = (1 - eps) N̄_k + eps / C (not in the paper; head.count_smoothing). Every frame counts.
+    N̄'_k = (1 - eps) N̄_k + eps / C (not in the paper; head.count_smoothing). Every frame
+    and every sample counts, a sample that on_too_long=skip leaves out of Eq. 8 too.
     """
     log_probs = F.log_softmax(flatten_prediction(logits).float(), dim=-1)
     log_y_bar = torch.logsumexp(log_probs, dim=1) - math.log(log_probs.shape[1])
