@@ -426,3 +426,11 @@ def test_ace_count_smoothing_is_eq8_against_smoothed_counts():
     )
     with pytest.raises(ValueError, match="count_smoothing must be in"):
         ACEHead(4, 5, count_smoothing=1.0)
+    # decoders that count from the total letter mass read the smoothing's share as letters
+    # (on a smoothed checkpoint segment read 0.03% of IIIT5K): refused, by name, and not offered
+    with pytest.raises(ValueError, match="decoder=apportion counts letters from the total"):
+        ACEHead(4, 5, count_smoothing=0.05, decoder="apportion")
+    with pytest.raises(ValueError, match="decoder=segment"):
+        head.use_decoder("segment")
+    assert "mass" in head.decoders and "segment" not in head.decoders
+    assert "segment" in ACEHead(4, 5).decoders

@@ -35,6 +35,10 @@ DECODERS = {
     "apportion": ace_apportion_decode,
 }
 
+# decoders that count the letters from sum_k sum_t y^t_k: smoothed counts (head.count_smoothing)
+# train every class to a share of about eps * T / C of that sum, read as extra letters
+TOTAL_MASS_DECODERS = ("segment", "apportion")
+
 
 class ACEHead(Head):
     """Works on (B, T, D) and (B, H, W, D) features alike; a 1x1 classifier over the 2D map."""
@@ -76,6 +80,8 @@ class ACEHead(Head):
         self.presence_weight = presence_weight
         self.logit_noise = logit_noise
         self.count_smoothing = count_smoothing
+        if count_smoothing > 0:  # what compare_decoders.py and the like offer this head
+            self.decoders = tuple(d for d in DECODERS if d not in TOTAL_MASS_DECODERS)
         self.use_decoder(decoder)
 
     def forward(self, features: Tensor, targets: Tensor | None = None) -> Tensor:
@@ -102,6 +108,12 @@ class ACEHead(Head):
     def use_decoder(self, decoder: str) -> None:
         if decoder not in DECODERS:
             raise ValueError(f"ACE decoder must be one of {sorted(DECODERS)}, not {decoder!r}")
+        if decoder in TOTAL_MASS_DECODERS and self.count_smoothing > 0:
+            raise ValueError(
+                f"decoder={decoder} counts letters from the total letter mass, which "
+                f"head.count_smoothing={self.count_smoothing} trained to hold about "
+                f"eps * T of extra mass spread over every class; use mass, greedy, count or peaks"
+            )
         self.decoder = decoder
 
     def decode(self, logits: Tensor) -> tuple[list[list[int]], Tensor]:
