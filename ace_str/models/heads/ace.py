@@ -108,7 +108,7 @@ class ACEHead(Head):
     def use_decoder(self, decoder: str) -> None:
         if decoder not in DECODERS:
             raise ValueError(f"ACE decoder must be one of {sorted(DECODERS)}, not {decoder!r}")
-        if decoder in TOTAL_MASS_DECODERS and self.count_smoothing > 0:
+        if decoder not in self.decoders:  # a total-mass decoder on smoothed counts
             raise ValueError(
                 f"decoder={decoder} counts letters from the total letter mass, which "
                 f"head.count_smoothing={self.count_smoothing} trained to hold about "
