@@ -208,3 +208,45 @@ def test_curves_off_by_default_and_validated():
     assert RenderConfig().curve_prob == 0.0
     with pytest.raises(ValueError, match="curves"):
         RenderConfig(curves={"spiral": 1.0})
+
+
+def test_collapsed_height_reads_columns_and_warm_starts_the_cells(tmp_path):
+    """head.collapse_height trains Eq. 8 on the W columns (each the mean of its cells' logits);
+    trainer.init_weights then carries every weight into the same model reading all H x W cells,
+    whose column means are the collapsed model's logits."""
+    columns = compose_config("train", ["experiment=resnet2d_ace_quick", *TINY_2D])
+    columns.head.collapse_height = True
+    source = Trainer(columns, tmp_path / "columns")
+    source.fit()
+    images = torch.randn(2, 3, 96, 100)
+    source.model.eval()
+    with torch.no_grad():
+        column_logits = source.model(images)
+    assert column_logits.shape == (2, 13, source.model.num_classes)
+    assert source.model.head.label_capacity(column_logits) == 13
+
+    ckpt = tmp_path / "columns" / "last.ckpt"
+    cells = compose_config(
+        "train", ["experiment=resnet2d_ace_quick", *TINY_2D, f"init_weights={ckpt}"]
+    )
+    assert not cells.head.collapse_height
+    warm = Trainer(cells, tmp_path / "cells")
+    warm.resume()
+    assert warm.step == 0
+    src, dst = source.model.state_dict(), warm.model.state_dict()
+    assert src.keys() == dst.keys() and all(torch.equal(src[k], dst[k]) for k in src)
+    warm.model.eval()
+    with torch.no_grad():
+        cell_logits = warm.model(images)
+    assert cell_logits.shape == (2, 12, 13, warm.model.num_classes)
+    torch.testing.assert_close(cell_logits.mean(dim=1), column_logits)
+
+
+def test_collapse_height_leaves_1d_frames_alone():
+    from ace_str.models.heads.ace import ACEHead
+
+    head = ACEHead(in_features=8, num_classes=5, collapse_height=True)
+    frames = torch.randn(3, 7, 8)
+    assert torch.equal(head(frames), head.classifier(frames))
+    cells = torch.randn(3, 4, 7, 8)
+    torch.testing.assert_close(head(cells), head.classifier(cells).mean(dim=1))

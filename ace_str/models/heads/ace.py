@@ -59,6 +59,7 @@ class ACEHead(Head):
         blank_prior: float | None = None,
         logit_noise: float = 0.0,
         count_smoothing: float = 0.0,
+        collapse_height: bool = False,
     ) -> None:
         super().__init__()
         if not 0.0 <= count_smoothing < 1.0:
@@ -80,12 +81,16 @@ class ACEHead(Head):
         self.presence_weight = presence_weight
         self.logit_noise = logit_noise
         self.count_smoothing = count_smoothing
+        self.collapse_height = collapse_height
         if count_smoothing > 0:  # what compare_decoders.py and the like offer this head
             self.decoders = tuple(d for d in DECODERS if d not in TOTAL_MASS_DECODERS)
         self.use_decoder(decoder)
 
     def forward(self, features: Tensor, targets: Tensor | None = None) -> Tensor:
-        return self.classifier(features)
+        logits = self.classifier(features)
+        if self.collapse_height and logits.dim() == 4:
+            logits = collapse_columns(logits)
+        return logits
 
     def loss(self, logits: Tensor, targets: Tensor, target_lengths: Tensor) -> dict[str, Tensor]:
         if self.training and self.logit_noise > 0:
@@ -130,6 +135,19 @@ def init_blank_prior(classifier: nn.Linear, prior: float) -> None:
     with torch.no_grad():
         classifier.bias.fill_(math.log((1.0 - prior) / others))
         classifier.bias[0] = math.log(prior)
+
+
+def collapse_columns(logits: Tensor) -> Tensor:
+    """(B, H, W, C) cell logits -> (B, W, C) column logits, their mean over the height; a warm
+    start for 2D ACE, not in the paper (head.collapse_height).
+
+    Eq. 10 sees a map only through its mean over all H x W cells, so it cannot tell which of the
+    cells a letter covers (its whole height) should hold it, and 2D ACE waits on the plateau for
+    that choice. A column is read once: Eq. 8 on the W columns asks each column for its letter,
+    and the classifier, shared by every cell, learns the letters; Eq. 10 on the cells (the
+    same weights, trainer.init_weights) then has only the height to settle.
+    """
+    return logits.mean(dim=1)
 
 
 def perturb_logits(logits: Tensor, std: float) -> Tensor:
