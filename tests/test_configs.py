@@ -110,6 +110,41 @@ def test_blank_prior_is_the_recipes_blank_share(experiment):
     assert abs(cfg.head.blank_prior - (1.0 - mean_length / frames)) < 0.02
 
 
-@pytest.mark.parametrize("experiment", ["resnet2d_ace", "hctr_ace_quick", "count_ace_quick"])
+@pytest.mark.parametrize("experiment", ["resnet2d_ace_quick", "resnet2d_ace_cpu"])
+def test_2d_blank_prior_is_the_maps_blank_share(experiment):
+    """In 2D, Eq. 10's blank share is 1 - mean |S| / (H x W): the cells of the map a 96 x 100
+    canvas gives and the renderer's mean word length (resnet2d_ace sets it for all three)."""
+    import random
+
+    import torch
+
+    cfg = compose_config("train", [f"experiment={experiment}"])
+    model = build_model(cfg, build_charset(cfg)).eval()
+    with torch.no_grad():
+        cells = model.backbone(torch.zeros(1, 3, cfg.data.height, cfg.data.width)).shape[1:3]
+    sampler = synth_dataset(cfg.data.synth, build_charset(cfg), None, length=1).sampler
+    rng = random.Random(0)
+    mean_length = sum(len(sampler.sample(rng)) for _ in range(4000)) / 4000
+    assert abs(cfg.head.blank_prior - (1.0 - mean_length / (cells[0] * cells[1]))) < 0.005
+    assert compose_config("train", ["experiment=resnet2d_ace"]).head.blank_prior == 0.96
+
+
+@pytest.mark.parametrize("experiment", ["hctr_ace_quick", "count_ace_quick"])
 def test_blank_prior_is_off_where_the_word_prior_does_not_apply(experiment):
     assert compose_config("train", [f"experiment={experiment}"]).head.blank_prior is None
+
+
+def test_synth2d_real_is_the_realism_preset_on_the_2d_canvas():
+    """data=synth2d_real layers the 2D canvas and its irregular geometry over data=synth_real,
+    keeping the realism effects (which a second pass over data=synth would reset)."""
+    flat = compose_config("train", ["experiment=resnet2d_ace_quick", "data=synth_real"]).data
+    plain2d = compose_config("train", ["experiment=resnet2d_ace_quick", "data=synth2d"]).data
+    real2d = compose_config("train", ["experiment=resnet2d_ace_cpu"]).data
+    assert (real2d.height, real2d.width, real2d.channels) == (96, 100, 3)
+    assert real2d.transform == plain2d.transform
+    for key in ("rotation", "curve_prob", "curve_amount", "perspective_strength"):
+        assert real2d.synth.render[key] == plain2d.synth.render[key]
+    for key in ("jpeg_prob", "neighbour_prob", "shadow_prob", "min_contrast", "backgrounds"):
+        assert real2d.synth.render[key] == flat.synth.render[key]
+    assert real2d.synth.casing == flat.synth.casing and real2d.synth.casing is not None
+    assert plain2d.synth.casing is None
