@@ -140,6 +140,17 @@ def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
     )
     (picture,) = (tmp_path / "maps").glob("*.png")
     assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    sheet = tmp_path / "rendered" / "sheet.png"
+    show_2d.main(
+        ["--checkpoint", str(tmp_path / "last.ckpt"), "--words", "ab", "cd"]
+        + ["--out", str(tmp_path / "rendered"), "--sheet", str(sheet)]
+    )
+    pictures = sorted((tmp_path / "rendered").glob("0*_map.png"))
+    assert [p.name for p in pictures] == ["000_ab_map.png", "001_cd_map.png"]
+    with Image.open(sheet) as stacked, Image.open(pictures[0]) as one:
+        assert stacked.size == (one.width, 2 * one.height)
+    with pytest.raises(SystemExit):
+        show_2d.main(["--checkpoint", str(tmp_path / "last.ckpt")])  # neither images nor words
     map_stats = load_script("map_stats")
     map_stats.main(["--checkpoint", str(tmp_path / "last.ckpt"), "--samples", "3"])
     printed = capsys.readouterr().out
