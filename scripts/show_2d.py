@@ -77,7 +77,10 @@ def render_curved(word: str, seed: int) -> Image.Image:
 
 def write_sheet(paths: list[Path], sheet: Path) -> Path:
     """The pictures one below the other, on white."""
-    pictures = [Image.open(p).convert("RGB") for p in paths]
+    pictures = []
+    for path in paths:
+        with Image.open(path) as opened:
+            pictures.append(opened.convert("RGB"))
     canvas = Image.new(
         "RGB", (max(p.width for p in pictures), sum(p.height for p in pictures)), "white"
     )
