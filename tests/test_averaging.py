@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from ace_str.build.checkpoint import load_checkpoint
+from ace_str.build.models import load_model
 from ace_str.engine import budget
 from ace_str.engine.averaging import WeightAverage
 from ace_str.engine.trainer import Trainer
@@ -75,6 +76,22 @@ def test_checkpoint_holds_the_average_and_the_raw_weights(tiny_config, tmp_path,
     assert all(torch.equal(state["raw_model"][k], raw[k]) for k in raw)
     assert any(not torch.equal(averaged[k], raw[k]) for k in raw)
     assert load_checkpoint(tmp_path / "best.ckpt")["averaged_count"] > 0
+
+
+def test_evaluation_reads_the_raw_weights_on_request(tiny_config, tmp_path):
+    """weights=raw: the run without averaging, read from the same checkpoint; a checkpoint
+    trained without averaging has none, and says so."""
+    Trainer(tiny_config("trainer.max_steps=3", "trainer.ema=0.8"), tmp_path / "ema").fit()
+    state = load_checkpoint(tmp_path / "ema" / "last.ckpt")
+    for weights, key in (("averaged", "model"), ("raw", "raw_model")):
+        model, _, _ = load_model(tmp_path / "ema" / "last.ckpt", torch.device("cpu"), None, weights)
+        loaded = model.state_dict()
+        assert all(torch.equal(loaded[k], state[key][k]) for k in loaded)
+    Trainer(tiny_config("trainer.max_steps=1"), tmp_path / "plain").fit()
+    with pytest.raises(ValueError, match="no raw weights"):
+        load_model(tmp_path / "plain" / "last.ckpt", torch.device("cpu"), None, "raw")
+    with pytest.raises(ValueError, match="averaged or raw"):
+        load_model(tmp_path / "ema" / "last.ckpt", torch.device("cpu"), None, "ema")
 
 
 @pytest.mark.parametrize("setting", ["trainer.ema=0.8", "trainer.swa=0.3"])

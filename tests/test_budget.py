@@ -4,9 +4,17 @@ import types
 
 import pytest
 import torch
+from hydra.utils import instantiate
 
 from ace_str.build.checkpoint import load_checkpoint
-from ace_str.engine.budget import StepCosts, measure_costs, plan_steps, run_seconds
+from ace_str.engine.budget import (
+    Plan,
+    StepCosts,
+    measure_costs,
+    plan_steps,
+    retimed_steps,
+    run_seconds,
+)
 from ace_str.engine.trainer import Trainer
 from tests.test_trainer import interrupt_at, weights
 
@@ -111,3 +119,110 @@ def test_a_resumed_run_keeps_the_planned_steps(tiny_config, clock, tmp_path) -> 
     # no new probe (it would run extra steps and, at another speed, choose another count)
     assert resumed.step == planned and len(calls) == planned - 3
     assert resumed.scheduler.total_steps == planned
+
+
+def test_a_plan_can_be_costed_from_any_step() -> None:
+    costs = StepCosts(step=1.0, validation=10.0, save=0.5)
+    # steps 4..13: validations at 5, 10 and the end (13); a save at the end only
+    assert run_seconds(10, costs, val_every=5, ckpt_every=20, start=3) == 10 + 30 + 0.5
+    assert plan_steps(40.5, costs, 5, 20, start=3) == 10
+    assert plan_steps(40.4, costs, 5, 20, start=3) == 9  # 9 steps end at 12: 9 + 30 + 0.5
+    assert run_seconds(7, costs, 5, 20, start=3) == run_seconds(10, costs, 5, 20) - (
+        run_seconds(3, costs, 5, 20) - 10 - 0.5  # the first 3 steps less their end costs
+    )
+
+
+def test_retimed_steps_scale_the_probe_by_what_the_steps_took() -> None:
+    plan = Plan(StepCosts(1.0, 0.0, 0.0), made_at=0.0, made_at_step=0, deadline=100.0, checks=[])
+    # 20 steps took 30 s, not 20: at 1.5 s a step the 70 s left hold 46 more
+    assert retimed_steps(plan, 20, 30.0, val_every=1000, ckpt_every=1000) == 66
+    assert retimed_steps(plan, 20, 20.0, 1000, 1000) == 100  # on time: the plan stands
+    assert retimed_steps(plan, 20, 10.0, 1000, 1000) == 20 + 180  # twice as fast
+    assert retimed_steps(plan, 20, 99.9, 1000, 1000) == 21  # out of time: one last step
+    # validations count on both sides: 20 steps and 2 validations (at 10, 20) of 5 s predicted
+    # 30 s; they took 60 s, so a step costs 2 s and a validation 10 s from here on
+    plan = Plan(StepCosts(1.0, 5.0, 0.0), made_at=0.0, made_at_step=0, deadline=200.0, checks=[])
+    assert retimed_steps(plan, 20, 60.0, val_every=10, ckpt_every=1000) == 65
+    # 45 more: 90 s + validations at 30, 40, 50, 60 and the end (65), 50 s: the 140 s left
+    assert run_seconds(45, StepCosts(2.0, 10.0, 0.0), 10, 1000, start=20) == 140.0
+
+
+def slowing(trainer: Trainer, clock: FakeClock, fast: float, slow: float) -> Trainer:
+    """The budget probe's 35 steps take ``fast`` seconds each, every later step ``slow``: a
+    machine that slowed down once the plan was made."""
+    original, calls = trainer.train_step, []
+
+    def step(batch):
+        calls.append(1)
+        clock.now += fast if len(calls) <= 35 else slow
+        return original(batch)
+
+    trainer.train_step = step
+    return trainer
+
+
+def test_budget_checks_resize_a_run_that_went_slower(tiny_config, clock, tmp_path) -> None:
+    """Planned at 0.25 s a step (81 steps in the 29.1 s left), run at 0.4 s: the check at 20%
+    (step 16) re-sizes the run to the 34 steps that fit after it, so it still ends in its budget,
+    with the schedule annealed; without checks the same run would end 12 s late."""
+    trainer = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.5"), tmp_path / "a")
+    rates = []
+    original = trainer.train_step
+
+    def record(batch):
+        out = original(batch)
+        rates.append((trainer.step + 1, trainer.optimizer.param_groups[0]["lr"]))
+        return out
+
+    trainer.train_step = record
+    slowing(trainer, clock, 0.25, 0.4).fit()
+    assert trainer.step == trainer.tcfg.max_steps == trainer.scheduler.total_steps == 50
+    assert (
+        clock.now <= 0.97 * 30 and load_checkpoint(tmp_path / "a" / "last.ckpt")["max_steps"] == 50
+    )
+    # from step 17 on the rate is the 50-step schedule's, as if it had been planned from the start
+    reference = torch.optim.AdamW([torch.zeros(1, requires_grad=True)], lr=1.0)
+    schedule = instantiate(trainer.cfg.scheduler)(reference)
+    expected = {}
+    for step in range(1, 51):
+        reference.step()
+        schedule.step()
+        expected[step] = reference.param_groups[0]["lr"]
+    assert all(lr == pytest.approx(expected[step]) for step, lr in rates[-34:])
+    assert rates[-34][0] == 17 and rates[15][1] != pytest.approx(expected[16])  # step 16: 81's
+
+    clock.now = 0.0
+    unchecked = Trainer(
+        tiny_config(*BUDGET, "trainer.budget_minutes=0.5", "trainer.budget_checks=[]"),
+        tmp_path / "b",
+    )
+    slowing(unchecked, clock, 0.25, 0.4).fit()
+    assert unchecked.step == 81 and clock.now > 40
+
+
+def test_a_run_resumed_after_a_check_equals_the_uninterrupted_one(
+    tiny_config, clock, tmp_path
+) -> None:
+    whole = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.5"), tmp_path / "whole")
+    slowing(whole, clock, 0.25, 0.4).fit()
+    clock.now = 0.0  # before the next Trainer: its budget counts from its construction
+    first = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.5"), tmp_path / "first")
+    interrupt_at(slowing(first, clock, 0.25, 0.4), 20)
+    first.fit()
+    assert first.step == 20 and load_checkpoint(tmp_path / "first" / "last.ckpt")["max_steps"] == 50
+    ckpt = f"ckpt_path={tmp_path / 'first' / 'last.ckpt'}"
+    resumed = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.5", ckpt), tmp_path / "r")
+    timed(resumed, clock, 0.4).fit()
+    assert resumed.step == whole.step == 50 and resumed.budget_plan is None  # no new probe
+    a, b = weights(whole), weights(resumed)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_a_source_joining_at_a_fraction_follows_a_resized_run(tiny_config, clock, tmp_path):
+    """The loader is rebuilt at the check: the late source joins at half of the 50 steps the
+    run now has (step 25: 25 batches x 2 samples), not at half of the 81 first planned."""
+    sources = "data.train_sources=[{name:synth,ratio:1.0},{name:late,ratio:1.0,start_fraction:0.5}]"
+    trainer = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.5", sources), tmp_path)
+    slowing(trainer, clock, 0.25, 0.4).fit()
+    assert trainer.step == 50
+    assert trainer.source_counts["late"] == 25 * 2 and trainer.source_counts["synth"] == 75 * 2

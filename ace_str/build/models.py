@@ -46,17 +46,30 @@ def set_threads(setting: int | str | None, workers: int) -> None:
 
 
 def load_model(
-    checkpoint: str | Path, device: torch.device, decoder: str | None = None
+    checkpoint: str | Path,
+    device: torch.device,
+    decoder: str | None = None,
+    weights: str = "averaged",
 ) -> tuple[Recognizer, Charset, DictConfig]:
     """Model (in eval mode), charset and the training config, from the checkpoint alone (never
-    its name); ``decoder`` switches the head's decoding (None: as trained)."""
+    its name); ``decoder`` switches the head's decoding (None: as trained). ``weights="raw"``
+    reads the training weights a run with ``trainer.ema``/``swa`` keeps beside its average
+    (the run without averaging, at no extra training cost); "averaged" reads ``model``."""
     state = load_checkpoint(checkpoint, device)
+    if weights not in ("averaged", "raw"):
+        raise ValueError(f"weights must be averaged or raw, got {weights!r}")
+    key = "raw_model" if weights == "raw" else "model"
+    if key not in state:
+        raise ValueError(
+            f"{checkpoint} holds no raw weights: it was trained without trainer.ema or "
+            "trainer.swa, so its model is the raw one (weights=averaged)"
+        )
     cfg = as_config(state["config"])
     charset = build_charset(cfg)
     if list(charset.symbols) != list(state["charset"]):
         raise RuntimeError(f"{checkpoint}: the stored charset and config disagree")
     model = build_model(cfg, charset).to(device)
-    model.load_state_dict(state["model"])
+    model.load_state_dict(state[key])
     if decoder:
         model.head.use_decoder(decoder)
     model.eval()

@@ -5,6 +5,15 @@ machine's wall-clock guard cuts the schedule short (a mixed-in source never join
 rate never anneals). ``trainer.budget_minutes`` instead times the real pipeline for a few steps
 before training, picks the number of steps that fits, and keeps that number for the whole run
 (stored in the checkpoint): the run is then the run ``trainer.max_steps=N`` would give.
+
+A 30-step probe cannot see how a shared machine's speed wanders over an hour (on a 2-vCPU
+instance the same run trained 84-114 images/s from one minute to the next, and whole runs
+went 9-16% slower or 12% faster than their probes). ``trainer.budget_checks`` therefore
+re-times the run at a few fractions of it, from all the steps, validations and saves so far,
+and re-sizes the rest when the plan is off by more than ``REPLAN_TOLERANCE``: the schedule,
+the sources that join at a fraction and weight averaging follow the new count, so the run still
+anneals and ends within its budget. Such a run no longer equals a fixed ``max_steps`` run (its
+schedule changed length on the way); with ``budget_checks=[]`` it does.
 """
 
 from __future__ import annotations
@@ -12,7 +21,6 @@ from __future__ import annotations
 import copy
 import io
 import logging
-import math
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,27 +48,77 @@ class StepCosts:
     save: float
 
 
-def run_seconds(steps: int, costs: StepCosts, val_every: int, ckpt_every: int) -> float:
-    """What ``steps`` training steps cost: the steps, a validation every ``val_every`` steps
-    and at the end, a save every ``ckpt_every`` steps and at the end."""
-    validations = math.ceil(steps / val_every) if steps else 0
-    saves = steps // ckpt_every + 1
+# A re-timed plan replaces the current one only when the step counts differ by more than this
+# share: smaller differences are the timer's noise, and each change moves the schedule a little.
+REPLAN_TOLERANCE = 0.02
+
+
+def run_seconds(
+    steps: int, costs: StepCosts, val_every: int, ckpt_every: int, start: int = 0
+) -> float:
+    """What training steps ``start + 1 .. start + steps`` cost, when they end the run: the
+    steps, a validation at each multiple of ``val_every`` and at the end, a save at each
+    multiple of ``ckpt_every`` and at the end."""
+    end = start + steps
+    validations = (end // val_every - start // val_every + (end % val_every > 0)) if steps else 0
+    saves = end // ckpt_every - start // ckpt_every + 1
     return steps * costs.step + validations * costs.validation + saves * costs.save
 
 
 def plan_steps(
-    seconds: float, costs: StepCosts, val_every: int, ckpt_every: int, min_steps: int = 1
+    seconds: float,
+    costs: StepCosts,
+    val_every: int,
+    ckpt_every: int,
+    min_steps: int = 1,
+    start: int = 0,
 ) -> int:
-    """The most steps whose `run_seconds` fits in ``seconds`` (at least ``min_steps``)."""
+    """The most steps after step ``start`` whose `run_seconds` fits in ``seconds`` (at least
+    ``min_steps``)."""
     if costs.step <= 0:
         raise ValueError(f"a training step must take time, got {costs.step} s")
+
+    def cost(steps: int) -> float:
+        return run_seconds(steps, costs, val_every, ckpt_every, start)
+
     per_step = costs.step + costs.validation / val_every + costs.save / ckpt_every
     steps = max(int((seconds - costs.validation - costs.save) / per_step), 0)
-    while run_seconds(steps + 1, costs, val_every, ckpt_every) <= seconds:  # the estimate is
-        steps += 1  # off by the rounding of validations and saves; step to the exact answer
-    while steps > 0 and run_seconds(steps, costs, val_every, ckpt_every) > seconds:
+    while cost(steps + 1) <= seconds:  # the estimate is off by the rounding of
+        steps += 1  # validations and saves; step to the exact answer
+    while steps > 0 and cost(steps) > seconds:
         steps -= 1
     return max(steps, min_steps)
+
+
+@dataclass
+class Plan:
+    """What a budget run planned with: the probe's costs, when the plan was made and when the
+    run must end (``time.monotonic``), and the fractions of the run still to re-time at."""
+
+    costs: StepCosts
+    made_at: float
+    made_at_step: int
+    deadline: float
+    checks: list[float]
+
+    def due(self, step: int, max_steps: int) -> bool:
+        """Whether ``step`` is the next check's step (the first at least one step in)."""
+        return bool(self.checks) and step >= max(1, round(self.checks[0] * max_steps))
+
+
+def retimed_steps(plan: Plan, step: int, now: float, val_every: int, ckpt_every: int) -> int:
+    """The run's step count re-sized at ``step``: the probe's costs scaled by how much longer
+    (or shorter) the steps since the plan took than it predicted, then the most steps that fit
+    in the time left (at least one more)."""
+    done = step - plan.made_at_step
+    predicted = run_seconds(done, plan.costs, val_every, ckpt_every, plan.made_at_step)
+    predicted -= plan.costs.validation * ((step % val_every) > 0) + plan.costs.save
+    # (no end-of-run validation or save happened at ``step``)
+    scale = (now - plan.made_at) / predicted if predicted > 0 else 1.0
+    costs = StepCosts(
+        plan.costs.step * scale, plan.costs.validation * scale, plan.costs.save * scale
+    )
+    return step + plan_steps(plan.deadline - now, costs, val_every, ckpt_every, 1, step)
 
 
 def measure_costs(
@@ -142,11 +200,15 @@ def plan(trainer: Trainer) -> None:
     if t.average is not None:
         t.average.load_state_dict(saved[4])
     t.accounting.finite()
-    left = 60 * float(tcfg.budget_minutes) * (1 - float(tcfg.budget_margin))
-    left -= time.monotonic() - t.started_at
-    total = t.step + plan_steps(left, costs, tcfg.val_every, tcfg.ckpt_every)
+    deadline = t.started_at + 60 * float(tcfg.budget_minutes) * (1 - float(tcfg.budget_margin))
+    now = time.monotonic()
+    total = t.step + plan_steps(deadline - now, costs, tcfg.val_every, tcfg.ckpt_every)
     total = distributed.rank0_value(total, t.dist, t.device)
     t.set_max_steps(total)
+    checks = sorted(float(f) for f in tcfg.get("budget_checks") or [])
+    if any(not 0 < f < 1 for f in checks):
+        raise ValueError(f"trainer.budget_checks must lie in (0, 1), got {checks}")
+    t.budget_plan = Plan(costs, now, t.step, deadline, checks)
     log.info(
         "trainer.budget_minutes=%s: a step takes %.3f s (%.0f images/s), a validation "
         "%.1f s, a save %.2f s; %.1f s went to setup and the probe -> max_steps=%d",
@@ -158,3 +220,38 @@ def plan(trainer: Trainer) -> None:
         time.monotonic() - t.started_at,
         total,
     )
+
+
+def replan(trainer: Trainer) -> bool:
+    """At a check of ``trainer.budget_checks``: re-size the run from the time its steps took.
+    True when the step count changed (the caller restarts a loader whose sources join at a
+    fraction of the run)."""
+    t, tcfg, plan = trainer, trainer.tcfg, trainer.budget_plan
+    while plan.checks and plan.due(t.step, tcfg.max_steps):
+        plan.checks.pop(0)  # a check passed over (a long validation) counts as done
+    now = time.monotonic()
+    total = retimed_steps(plan, t.step, now, tcfg.val_every, tcfg.ckpt_every)
+    total = distributed.rank0_value(total, t.dist, t.device)
+    old = tcfg.max_steps
+    if abs(total - old) <= REPLAN_TOLERANCE * old:
+        log.info(
+            "trainer.budget_checks at step %d: %d steps still fit in trainer.budget_minutes=%s "
+            "(re-timed: %d)",
+            t.step,
+            old,
+            tcfg.budget_minutes,
+            total,
+        )
+        return False
+    t.set_max_steps(total)
+    log.info(
+        "trainer.budget_checks at step %d: the run went %s than planned; max_steps %d -> %d "
+        "to end within trainer.budget_minutes=%s (%.0f s left)",
+        t.step,
+        "slower" if total < old else "faster",
+        old,
+        total,
+        tcfg.budget_minutes,
+        plan.deadline - now,
+    )
+    return True

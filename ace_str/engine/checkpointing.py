@@ -86,10 +86,11 @@ class Checkpoints:
                 path,
                 count,
             )
-        t.optimizer.load_state_dict(state["optimizer"])
         if not t.planned and "max_steps" in state:  # the budget run's plan, not a new one
+            # before the optimizer's state: a new schedule sets its first step's rate
             t.set_max_steps(int(state["max_steps"]))
             log.info("trainer.budget_minutes: keeping the %d steps planned", t.tcfg.max_steps)
+        t.optimizer.load_state_dict(state["optimizer"])
         t.scheduler.load_state_dict(state["scheduler"])
         t.precision.scaler.load_state_dict(state["scaler"])
         t.step = state["step"]

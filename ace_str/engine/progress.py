@@ -60,6 +60,11 @@ class ProgressLog:
     def advance(self) -> None:
         self.bar.update(1)
 
+    def set_total(self, total: int) -> None:
+        """The run's new length (a budget check re-sized it)."""
+        self.bar.total = total
+        self.bar.refresh()
+
     def count_images(self, images: int) -> None:
         """Images trained on since the last train log line (all ranks together)."""
         self._window_images += images

@@ -13,6 +13,7 @@ import math
 import random
 import signal
 import time
+import warnings
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from itertools import islice
@@ -27,6 +28,7 @@ from ace_str.build.loaders import train_loader
 from ace_str.build.models import build_charset, build_model, resolve_device
 from ace_str.data.collate import Batch
 from ace_str.data.drops import dropped_at_index
+from ace_str.data.mixing import MixedDataset
 from ace_str.engine import budget, distributed
 from ace_str.engine.accounting import LOSS_SKIPS, Accounting
 from ace_str.engine.averaging import build_average
@@ -104,8 +106,10 @@ class Trainer:
         self.batches_drawn = 0
         self.best = -math.inf
         self.planned = not self.tcfg.get("budget_minutes")
+        self.budget_plan: budget.Plan | None = None  # set by budget.plan, re-timed by checks
         self.probing = False  # the budget probe's steps, undone afterwards
         self._stop_signal: int | None = None
+        self._reload = False  # rebuild the training loader (see _train_groups)
         params = sum(p.numel() for p in self.model.parameters())
         log.info("model: %.2fM parameters, %s, device %s", params / 1e6, self.charset, self.device)
         distributed.log_layout(self.dist, cfg)
@@ -157,12 +161,20 @@ class Trainer:
 
     def set_max_steps(self, steps: int) -> None:
         """Fixes the run's length; schedules (one-cycle's total_steps) and mixing fractions
-        that follow ``trainer.max_steps`` follow it."""
+        that follow ``trainer.max_steps`` follow it. Mid-run (a budget check), the new
+        schedule takes over at the current step: the rate is the new schedule's there."""
         self.cfg = copy.deepcopy(self.cfg)
         with open_dict(self.cfg):
             self.cfg.trainer.max_steps = steps
         self.tcfg = self.cfg.trainer
         self.scheduler = instantiate(self.cfg.scheduler)(self.optimizer)
+        if self.step:
+            self.scheduler.last_epoch = self.step - 1
+            with warnings.catch_warnings():  # "step() before optimizer.step()": no update here
+                warnings.simplefilter("ignore", UserWarning)
+                self.scheduler.step()
+        if self.progress is not None:
+            self.progress.set_total(steps)
         self.planned = True
 
     def _groups(self, loader: Iterable) -> Iterator[list]:
@@ -170,6 +182,32 @@ class Trainer:
         batches = iter(loader)
         while group := list(islice(batches, self.accumulate)):
             yield group
+
+    def _train_groups(self) -> Iterator[list]:
+        """The training loader's optimizer steps; when ``_reload`` is set (a budget check moved
+        where a source joins), the loader is rebuilt at the data position, as on resume."""
+        world = self.dist.world_size
+        while True:
+            start = self.batches_drawn * self.cfg.data.batch_size * world
+            loader = train_loader(
+                self.train_set, self.cfg, self.charset, self.shuffle, start, self.dist.rank, world
+            )
+            self._reload = False
+            for group in self._groups(loader):
+                yield group
+                if self._reload:
+                    break
+            else:
+                return
+            del loader  # stops its workers before the next one starts
+
+    def _data_follows_steps(self, before: int, after: int) -> bool:
+        """Whether the batches depend on the run's length: sources joining or leaving at a
+        fraction of it, placed differently for ``after`` steps than for ``before``."""
+        data = self.train_set
+        if not isinstance(data, MixedDataset):
+            return False
+        return (data.starts(before), data.stops(before)) != (data.starts(after), data.stops(after))
 
     def step_inputs(self, loader: Iterable) -> Iterator[Batch | list[Batch]]:
         """What each ``train_step`` takes, from a loader's non-empty batches: one batch, or
@@ -191,17 +229,13 @@ class Trainer:
             tcfg.get("val_maps", 0),
         )
         progress.index_drops(dropped_at_index(self.train_set), self.step)
-        start = self.batches_drawn * self.cfg.data.batch_size * world
-        loader = train_loader(
-            self.train_set, self.cfg, self.charset, self.shuffle, start, self.dist.rank, world
-        )
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         metrics: dict[str, float] = {}
         self.model.train()
         deadline = time.monotonic() + 60 * tcfg.max_minutes if tcfg.max_minutes else None
         validated_at = self.step
         try:
-            for group in self._groups(loader):
+            for group in self._train_groups():
                 late = deadline is not None and time.monotonic() > deadline
                 done = self.step >= tcfg.max_steps or self._stop_signal is not None
                 # every rank must agree before DDP's collectives: stop, or skip an empty batch
@@ -245,6 +279,11 @@ class Trainer:
                     validated_at = self.step
                 if self.step % tcfg.ckpt_every == 0:
                     self.checkpoints.save("last.ckpt")
+                if self.budget_plan is not None and self.budget_plan.due(self.step, tcfg.max_steps):
+                    before = tcfg.max_steps
+                    if budget.replan(self):
+                        tcfg = self.tcfg
+                        self._reload = self._data_follows_steps(before, tcfg.max_steps)
         finally:
             progress.close()
             for s, handler in previous.items():

@@ -117,7 +117,8 @@ def prepare_evaluation(cfg: DictConfig) -> EvalSetup:
     so evaluate.py can report it in one line."""
     set_threads(cfg.num_threads, cfg.data.num_workers)
     device = resolve_device(cfg.device)
-    model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"))
+    weights = cfg.get("weights") or "averaged"
+    model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"), weights)
     if not any(normalize_text(symbol, cfg.protocol) for symbol in charset.symbols):
         # e.g. a Chinese charset under the standard protocol: every text would compare as ""
         raise ValueError(
@@ -146,6 +147,8 @@ def evaluate_checkpoint(
     stem = out_dir / f"eval_{Path(cfg.checkpoint).stem}_{Path(cfg.data.root).name}_{cfg.protocol}"
     if decoder:
         stem = stem.with_name(f"{stem.name}_{decoder}")
+    if cfg.get("weights") == "raw":
+        stem = stem.with_name(f"{stem.name}_raw")
     per_set = stem.parent / f"{stem.name}_sets"
     rows: dict[str, dict[str, float]] = {}
     speeds: list[str] = []
