@@ -12,7 +12,7 @@ from ace_str.engine.budget import (
     StepCosts,
     measure_costs,
     plan_steps,
-    retimed_steps,
+    retime,
     run_seconds,
 )
 from ace_str.engine.trainer import Trainer
@@ -132,17 +132,24 @@ def test_a_plan_can_be_costed_from_any_step() -> None:
     )
 
 
-def test_retimed_steps_scale_the_probe_by_what_the_steps_took() -> None:
+def test_retime_scales_the_costs_by_what_the_steps_took() -> None:
+    def steps(plan: Plan, step: int, now: float, val_every: int = 1000) -> int:
+        return retime(plan, step, now, val_every, 1000)[0]
+
     plan = Plan(StepCosts(1.0, 0.0, 0.0), made_at=0.0, made_at_step=0, deadline=100.0, checks=[])
     # 20 steps took 30 s, not 20: at 1.5 s a step the 70 s left hold 46 more
-    assert retimed_steps(plan, 20, 30.0, val_every=1000, ckpt_every=1000) == 66
-    assert retimed_steps(plan, 20, 20.0, 1000, 1000) == 100  # on time: the plan stands
-    assert retimed_steps(plan, 20, 10.0, 1000, 1000) == 20 + 180  # twice as fast
-    assert retimed_steps(plan, 20, 99.9, 1000, 1000) == 21  # out of time: one last step
+    assert steps(plan, 20, 30.0) == 66
+    assert retime(plan, 20, 30.0, 1000, 1000)[1] == StepCosts(1.5, 0.0, 0.0)
+    assert steps(plan, 20, 20.0) == 100  # on time: the plan stands
+    assert steps(plan, 20, 10.0) == 20 + 180  # twice as fast
+    assert steps(plan, 20, 99.9) == 21  # out of time: one last step
+    # only the steps since the last measurement count: steps 20-30 took 20 s at 1.5 s planned
+    later = Plan(StepCosts(1.5, 0.0, 0.0), made_at=30.0, made_at_step=20, deadline=100.0, checks=[])
+    assert steps(later, 30, 50.0) == 30 + 25  # 2 s a step now: 50 s left
     # validations count on both sides: 20 steps and 2 validations (at 10, 20) of 5 s predicted
     # 30 s; they took 60 s, so a step costs 2 s and a validation 10 s from here on
     plan = Plan(StepCosts(1.0, 5.0, 0.0), made_at=0.0, made_at_step=0, deadline=200.0, checks=[])
-    assert retimed_steps(plan, 20, 60.0, val_every=10, ckpt_every=1000) == 65
+    assert steps(plan, 20, 60.0, val_every=10) == 65
     # 45 more: 90 s + validations at 30, 40, 50, 60 and the end (65), 50 s: the 140 s left
     assert run_seconds(45, StepCosts(2.0, 10.0, 0.0), 10, 1000, start=20) == 140.0
 
@@ -226,3 +233,14 @@ def test_a_source_joining_at_a_fraction_follows_a_resized_run(tiny_config, clock
     slowing(trainer, clock, 0.25, 0.4).fit()
     assert trainer.step == 50
     assert trainer.source_counts["late"] == 25 * 2 and trainer.source_counts["synth"] == 75 * 2
+
+
+def test_checks_a_shortened_run_has_passed_are_dropped(tiny_config, clock, tmp_path, caplog):
+    """At 0.8 s a step the check at step 16 cuts the run to 25 steps, where 40% and 60% (steps
+    10 and 15) lie behind: they are not run at once on the next steps."""
+    trainer = Trainer(tiny_config(*BUDGET, "trainer.budget_minutes=0.5"), tmp_path)
+    with caplog.at_level("INFO", logger="ace_str.engine.budget"):
+        slowing(trainer, clock, 0.25, 0.8).fit()
+    checks = [m for r in caplog.records if "budget_checks at step" in (m := r.getMessage())]
+    assert trainer.step == 25 and len(checks) == 1 and "81 -> 25" in checks[0]
+    assert clock.now <= 0.97 * 30 and trainer.budget_plan.checks == []

@@ -7,6 +7,7 @@ Hydra, the font scan) takes seconds on an idle machine and much longer on a busy
 
 from __future__ import annotations
 
+import os
 import random
 import re
 import signal
@@ -15,6 +16,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 
 from ace_str.build.checkpoint import load_checkpoint
@@ -25,7 +27,10 @@ TIMEOUT = 300.0  # seconds for any one wait; only ever reached when something is
 ENDLESS = 100_000  # max_steps of the runs that get killed: they never finish on their own
 
 
-def start(run_dir: Path, *overrides: str, steps: int = ENDLESS) -> subprocess.Popen:
+def start(
+    run_dir: Path, *overrides: str, steps: int = ENDLESS, group: bool = False
+) -> subprocess.Popen:
+    """The training process; ``group``: in a process group of its own (with its workers)."""
     command = [
         sys.executable,
         "train.py",
@@ -38,7 +43,13 @@ def start(run_dir: Path, *overrides: str, steps: int = ENDLESS) -> subprocess.Po
         f"hydra.run.dir={run_dir}",
         *overrides,
     ]
-    return subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return subprocess.Popen(
+        command,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=group,
+    )
 
 
 def wait_for(condition, process: subprocess.Popen, timeout: float = TIMEOUT) -> None:
@@ -127,5 +138,25 @@ def test_sigterm_saves_then_exits(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
     match = re.search(r"stopped by signal 15 at step (\d+); saved last.ckpt", log_text(tmp_path))
+    assert match, log_text(tmp_path)[-2000:]
+    assert load_checkpoint(tmp_path / "last.ckpt")["step"] == int(match.group(1))
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_to_the_whole_process_group_saves_then_exits(tmp_path: Path, signum) -> None:
+    """SLURM at a time limit, ``kill -- -PGID`` and Ctrl-C signal the rendering workers too; a
+    worker killed by it made the trainer raise ("DataLoader worker ... is killed by signal")
+    instead of finishing the step and saving."""
+    process = start(tmp_path, "data.num_workers=1", group=True)
+    try:
+        wait_for((tmp_path / "last.ckpt").is_file, process)
+        os.killpg(process.pid, signum)
+        assert process.wait(timeout=TIMEOUT) == 0, log_text(tmp_path)[-2000:]
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    pattern = rf"stopped by signal {int(signum)} at step (\d+); saved last.ckpt"
+    match = re.search(pattern, log_text(tmp_path))
     assert match, log_text(tmp_path)[-2000:]
     assert load_checkpoint(tmp_path / "last.ckpt")["step"] == int(match.group(1))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
@@ -12,6 +14,15 @@ from ace_str.data.mixing import MixedDataset
 from ace_str.data.sampler import ResumableSampler
 
 PREFETCH_FACTOR = 4  # batches each training worker prepares ahead
+
+
+def leave_stop_signals_to_the_trainer(worker_id: int) -> None:
+    """Training workers ignore SIGTERM and SIGINT. A batch scheduler (SLURM at a time limit,
+    ``kill -- -PGID``) or Ctrl-C signals the whole process group: a worker killed by it made
+    the trainer raise "DataLoader worker ... is killed by signal" before it could finish the
+    step and save; the trainer stops the workers itself once last.ckpt is written."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def train_loader(
@@ -48,6 +59,7 @@ def train_loader(
         pin_memory=torch.cuda.is_available(),
         persistent_workers=False,
         prefetch_factor=PREFETCH_FACTOR if cfg.data.num_workers > 0 else None,
+        worker_init_fn=leave_stop_signals_to_the_trainer,
         # a private generator: creating the iterator must not draw from the global RNG,
         # or a resumed run's dropout would differ from an uninterrupted one
         generator=torch.Generator().manual_seed(cfg.seed),

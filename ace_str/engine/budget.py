@@ -9,11 +9,11 @@ before training, picks the number of steps that fits, and keeps that number for 
 A 30-step probe cannot see how a shared machine's speed wanders over an hour (on a 2-vCPU
 instance the same run trained 84-114 images/s from one minute to the next, and whole runs
 went 9-16% slower or 12% faster than their probes). ``trainer.budget_checks`` therefore
-re-times the run at a few fractions of it, from all the steps, validations and saves so far,
-and re-sizes the rest when the plan is off by more than ``REPLAN_TOLERANCE``: the schedule,
-the sources that join at a fraction and weight averaging follow the new count, so the run still
-anneals and ends within its budget. Such a run no longer equals a fixed ``max_steps`` run (its
-schedule changed length on the way); with ``budget_checks=[]`` it does.
+re-times the run at a few fractions of it, from the steps, validations and saves since the
+last measurement, and re-sizes the rest when the plan is off by more than ``REPLAN_TOLERANCE``:
+the schedule, the sources that join at a fraction and weight averaging follow the new count, so
+the run still anneals and ends within its budget. Such a run no longer equals a fixed
+``max_steps`` run (its schedule changed length on the way); with ``budget_checks=[]`` it does.
 """
 
 from __future__ import annotations
@@ -92,8 +92,9 @@ def plan_steps(
 
 @dataclass
 class Plan:
-    """What a budget run planned with: the probe's costs, when the plan was made and when the
-    run must end (``time.monotonic``), and the fractions of the run still to re-time at."""
+    """What a budget run plans with: the costs last measured (the probe's, then each check's),
+    when and at which step they were measured (``time.monotonic``), when the run must end, and
+    the fractions of the run still to re-time at."""
 
     costs: StepCosts
     made_at: float
@@ -106,19 +107,22 @@ class Plan:
         return bool(self.checks) and step >= max(1, round(self.checks[0] * max_steps))
 
 
-def retimed_steps(plan: Plan, step: int, now: float, val_every: int, ckpt_every: int) -> int:
-    """The run's step count re-sized at ``step``: the probe's costs scaled by how much longer
-    (or shorter) the steps since the plan took than it predicted, then the most steps that fit
-    in the time left (at least one more)."""
+def retime(
+    plan: Plan, step: int, now: float, val_every: int, ckpt_every: int
+) -> tuple[int, StepCosts]:
+    """The run's step count re-sized at ``step``, and the costs it assumes: the plan's costs
+    scaled by how much longer (or shorter) the steps since it was made took than it predicted,
+    then the most steps that fit in the time left (at least one more). Only the steps since
+    the last measurement count, so a machine that slowed down is seen at its new speed."""
     done = step - plan.made_at_step
     predicted = run_seconds(done, plan.costs, val_every, ckpt_every, plan.made_at_step)
+    # no end-of-run validation or save happened at ``step``
     predicted -= plan.costs.validation * ((step % val_every) > 0) + plan.costs.save
-    # (no end-of-run validation or save happened at ``step``)
     scale = (now - plan.made_at) / predicted if predicted > 0 else 1.0
     costs = StepCosts(
         plan.costs.step * scale, plan.costs.validation * scale, plan.costs.save * scale
     )
-    return step + plan_steps(plan.deadline - now, costs, val_every, ckpt_every, 1, step)
+    return step + plan_steps(plan.deadline - now, costs, val_every, ckpt_every, 1, step), costs
 
 
 def measure_costs(
@@ -230,8 +234,9 @@ def replan(trainer: Trainer) -> bool:
     while plan.checks and plan.due(t.step, tcfg.max_steps):
         plan.checks.pop(0)  # a check passed over (a long validation) counts as done
     now = time.monotonic()
-    total = retimed_steps(plan, t.step, now, tcfg.val_every, tcfg.ckpt_every)
+    total, costs = retime(plan, t.step, now, tcfg.val_every, tcfg.ckpt_every)
     total = distributed.rank0_value(total, t.dist, t.device)
+    plan.costs, plan.made_at, plan.made_at_step = costs, now, t.step
     old = tcfg.max_steps
     if abs(total - old) <= REPLAN_TOLERANCE * old:
         log.info(
@@ -244,6 +249,8 @@ def replan(trainer: Trainer) -> bool:
         )
         return False
     t.set_max_steps(total)
+    while plan.checks and plan.due(t.step, total):  # checks the shorter run has passed
+        plan.checks.pop(0)
     log.info(
         "trainer.budget_checks at step %d: the run went %s than planned; max_steps %d -> %d "
         "to end within trainer.budget_minutes=%s (%.0f s left)",
