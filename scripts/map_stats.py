@@ -79,6 +79,9 @@ def main(argv: list[str] | None = None) -> None:
         if item is None:  # a skipped (corrupt) record
             continue
         image, label = item
+        # as the model is trained on them: case-folded, symbols outside its charset dropped
+        # (IC15's "JOINT" holds no letter of a lower-case model's map otherwise)
+        label = charset.normalize(label) or ""
         with torch.inference_mode():
             logits = model(image.unsqueeze(0))
         probs = logits.reshape(-1, logits.shape[-1]).softmax(-1)

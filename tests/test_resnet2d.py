@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pickle
 import random
+import re
 from pathlib import Path
 
 import matplotlib
@@ -155,10 +156,12 @@ def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
     map_stats.main(["--checkpoint", str(tmp_path / "last.ckpt"), "--samples", "3"])
     printed = capsys.readouterr().out
     assert "3 images of synth_val, 156 cells" in printed and "char_cells_in_label" in printed
-    write_folder(tmp_path / "crops", ["ab", "cd"])  # --data: a labelled folder, not validation
+    write_folder(tmp_path / "crops", ["AB!", "c-d"])  # --data: a labelled folder, not validation
     map_stats.main(["--checkpoint", str(tmp_path / "last.ckpt"), "--data", str(tmp_path / "crops")])
     printed = capsys.readouterr().out
     assert f"2 images of {tmp_path / 'crops'}, 156 cells" in printed
+    # labels as the model reads them: "ab", "cd" (case-folded, punctuation dropped)
+    assert re.search(r"label_length\s+mean 2\.0000", printed), printed
     assert "mass_in_sure_cells" in printed
 
 
