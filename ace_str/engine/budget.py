@@ -231,14 +231,28 @@ def replan(trainer: Trainer) -> bool:
     True when the step count changed (the caller restarts a loader whose sources join at a
     fraction of the run)."""
     t, tcfg, plan = trainer, trainer.tcfg, trainer.budget_plan
-    while plan.checks and plan.due(t.step, tcfg.max_steps):
-        plan.checks.pop(0)  # a check passed over (a long validation) counts as done
     now = time.monotonic()
     total, costs = retime(plan, t.step, now, tcfg.val_every, tcfg.ckpt_every)
     total = distributed.rank0_value(total, t.dist, t.device)
     plan.costs, plan.made_at, plan.made_at_step = costs, now, t.step
     old = tcfg.max_steps
-    if abs(total - old) <= REPLAN_TOLERANCE * old:
+    changed = abs(total - old) > REPLAN_TOLERANCE * old
+    if changed:
+        t.set_max_steps(total)
+    while plan.checks and plan.due(t.step, t.tcfg.max_steps):  # this one, and any a shorter
+        plan.checks.pop(0)  # run has passed already
+    if changed:
+        log.info(
+            "trainer.budget_checks at step %d: the run went %s than planned; max_steps %d -> "
+            "%d to end within trainer.budget_minutes=%s (%.0f s left)",
+            t.step,
+            "slower" if total < old else "faster",
+            old,
+            total,
+            tcfg.budget_minutes,
+            plan.deadline - now,
+        )
+    else:
         log.info(
             "trainer.budget_checks at step %d: %d steps still fit in trainer.budget_minutes=%s "
             "(re-timed: %d)",
@@ -247,18 +261,4 @@ def replan(trainer: Trainer) -> bool:
             tcfg.budget_minutes,
             total,
         )
-        return False
-    t.set_max_steps(total)
-    while plan.checks and plan.due(t.step, total):  # checks the shorter run has passed
-        plan.checks.pop(0)
-    log.info(
-        "trainer.budget_checks at step %d: the run went %s than planned; max_steps %d -> %d "
-        "to end within trainer.budget_minutes=%s (%.0f s left)",
-        t.step,
-        "slower" if total < old else "faster",
-        old,
-        total,
-        tcfg.budget_minutes,
-        plan.deadline - now,
-    )
-    return True
+    return changed
