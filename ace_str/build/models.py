@@ -3,6 +3,7 @@ the device and thread settings they run with."""
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from ace_str.build.checkpoint import load_checkpoint
 from ace_str.build.config import as_config
 from ace_str.data.charset import Charset
 from ace_str.models.recognizer import Recognizer
+
+log = logging.getLogger(__name__)
 
 
 def build_charset(cfg: DictConfig) -> Charset:
@@ -74,3 +77,22 @@ def load_model(
         model.head.use_decoder(decoder)
     model.eval()
     return model, charset, cfg
+
+
+def attach_language_model(model: Recognizer, charset: Charset, lm_cfg: DictConfig | None) -> None:
+    """``lm.weight`` > 0: the head decodes with the renderer's character n-gram from now on."""
+    if lm_cfg is None or not lm_cfg.weight:
+        return
+    if lm_cfg.weight < 0:
+        raise ValueError(f"lm.weight must be at least 0, got {lm_cfg.weight}")
+    from ace_str.models.language_model import english_language_model  # wordfreq: only here
+
+    lm = english_language_model(charset, lm_cfg.order, lm_cfg.vocab_size)
+    model.head.use_language_model(lm, lm_cfg.weight, lm_cfg.length_bonus)
+    log.info(
+        "decoding with a %d-gram of %d words and numbers, weight %g, length bonus %g",
+        lm.order,
+        lm.num_sequences,
+        lm_cfg.weight,
+        lm_cfg.length_bonus,
+    )

@@ -18,7 +18,12 @@ from PIL import Image
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
-from ace_str.build.models import load_model, resolve_device, set_threads
+from ace_str.build.models import (
+    attach_language_model,
+    load_model,
+    resolve_device,
+    set_threads,
+)
 from ace_str.build.transform import build_transform
 from ace_str.data.charset import Charset
 from ace_str.data.collate import Batch, Collator, unusable
@@ -179,6 +184,7 @@ def prepare_reading(cfg: DictConfig) -> ReadSetup:
     set_threads(cfg.num_threads, cfg.num_workers)
     device = resolve_device(cfg.device)
     model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"))
+    attach_language_model(model, charset, cfg.get("lm"))
     sources = OmegaConf.to_object(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images
     paths = list_images(sources)
     return ReadSetup(model, charset, build_transform(train_cfg), paths, device)

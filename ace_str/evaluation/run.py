@@ -13,7 +13,12 @@ from omegaconf import DictConfig
 from torch import nn
 from tqdm import tqdm
 
-from ace_str.build.models import load_model, resolve_device, set_threads
+from ace_str.build.models import (
+    attach_language_model,
+    load_model,
+    resolve_device,
+    set_threads,
+)
 from ace_str.build.transform import build_transform
 from ace_str.data.charset import Charset
 from ace_str.data.folder import LABELS_FILE, open_dataset
@@ -101,6 +106,14 @@ def evaluate_set(model, charset, transform, found: FoundSet, cfg: DictConfig, de
     return row, seconds
 
 
+def language_model_suffix(lm_cfg: DictConfig | None) -> str:
+    """What a table's name says about ``lm`` (no dot: the tables' writer reads it as a suffix),
+    e.g. ``_lm0p5_1`` for weight 0.5 and bonus 1; empty without one."""
+    if lm_cfg is None or not lm_cfg.weight:
+        return ""
+    return f"_lm{lm_cfg.weight:g}_{lm_cfg.length_bonus:g}".replace(".", "p")
+
+
 @dataclass
 class EvalSetup:
     """What ``prepare_evaluation`` set up: the model rebuilt from its checkpoint, and the sets."""
@@ -119,6 +132,7 @@ def prepare_evaluation(cfg: DictConfig) -> EvalSetup:
     device = resolve_device(cfg.device)
     weights = cfg.get("weights") or "averaged"
     model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"), weights)
+    attach_language_model(model, charset, cfg.get("lm"))
     if not any(normalize_text(symbol, cfg.protocol) for symbol in charset.symbols):
         # e.g. a Chinese charset under the standard protocol: every text would compare as ""
         raise ValueError(
@@ -149,6 +163,7 @@ def evaluate_checkpoint(
         stem = stem.with_name(f"{stem.name}_{decoder}")
     if cfg.get("weights") == "raw":
         stem = stem.with_name(f"{stem.name}_raw")
+    stem = stem.with_name(stem.name + language_model_suffix(cfg.get("lm")))
     per_set = stem.parent / f"{stem.name}_sets"
     rows: dict[str, dict[str, float]] = {}
     speeds: list[str] = []
@@ -166,6 +181,8 @@ def evaluate_checkpoint(
     rows = add_means(rows)
     table = markdown_table(rows)
     decoding = f", {decoder} decoding" if decoder else ""
+    if language_model_suffix(cfg.get("lm")):
+        decoding += f", language model weight {cfg.lm.weight:g} bonus {cfg.lm.length_bonus:g}"
     print(f"\n{Path(cfg.checkpoint)} ({cfg.protocol} protocol{decoding})\n\n{table}\n")
     print("speed (decoding overlapped with inference): " + ", ".join(speeds))
     for written in write_tables(rows, stem):

@@ -5,9 +5,13 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
+
+if TYPE_CHECKING:
+    from ace_str.models.language_model import CharNGram
 
 BLANK = 0
 READ_ORDERS = ("column", "row")
@@ -277,11 +281,22 @@ def _log_add(a: float, b: float) -> float:
     return high + math.log1p(math.exp(low - high))
 
 
-def ctc_prefix_beam_search(logits: Tensor, beam_width: int) -> tuple[list[list[int]], Tensor]:
+def ctc_prefix_beam_search(
+    logits: Tensor,
+    beam_width: int,
+    lm: CharNGram | None = None,
+    lm_weight: float = 0.0,
+    length_bonus: float = 0.0,
+) -> tuple[list[list[int]], Tensor]:
     """CTC prefix beam search: keeps the ``beam_width`` most probable label prefixes, each scored
     by the sum over every alignment that collapses to it (ending in a blank or not), so a label
     spread over many weak frames can beat the single best path. Each frame extends the beams only
-    by its ``beam_width`` most probable symbols. Confidence is the best prefix's probability."""
+    by its ``beam_width`` most probable symbols. Confidence is the best prefix's probability.
+
+    With ``lm`` (shallow fusion): each symbol a prefix takes on adds ``lm_weight`` ln P_LM(symbol
+    | prefix) + ``length_bonus``, and the word's end adds ``lm_weight`` ln P_LM(end | prefix)
+    before the final choice; the confidence stays the network's own probability of the reading.
+    """
     if beam_width < 1:
         raise ValueError(f"beam_width must be at least 1, not {beam_width}")
     if logits.dim() != 3:
@@ -289,6 +304,12 @@ def ctc_prefix_beam_search(logits: Tensor, beam_width: int) -> tuple[list[list[i
     log_probs = logits.detach().float().log_softmax(dim=-1).cpu()
     width = min(beam_width, log_probs.shape[-1] - 1)
     candidates = (log_probs[..., 1:].topk(width, dim=-1).indices + 1).tolist()
+
+    def fused(prefix: tuple[int, ...], symbol: int) -> float:
+        if lm is None:
+            return 0.0
+        return lm_weight * lm.log_prob(prefix, symbol) + length_bonus
+
     sequences, confidences = [], []
     for frames, frame_candidates in zip(log_probs.tolist(), candidates, strict=True):
         beams: dict[tuple[int, ...], tuple[float, float]] = {(): (0.0, -math.inf)}
@@ -304,10 +325,18 @@ def ctc_prefix_beam_search(logits: Tensor, beam_width: int) -> tuple[list[list[i
                     longer = grown[(*prefix, symbol)]
                     # a repeat is a new symbol only after a blank
                     source = p_blank if prefix and symbol == prefix[-1] else total
-                    longer[1] = _log_add(longer[1], source + row[symbol])
+                    longer[1] = _log_add(longer[1], source + row[symbol] + fused(prefix, symbol))
             ranked = sorted(grown.items(), key=lambda item: _log_add(*item[1]), reverse=True)
             beams = {prefix: (p[0], p[1]) for prefix, p in ranked[:beam_width]}
-        best, (p_blank, p_symbol) = next(iter(beams.items()))
+        scored = {prefix: _log_add(*p) for prefix, p in beams.items()}
+        if lm is not None:
+            scored = {
+                prefix: s + fused(prefix, BLANK) - length_bonus for prefix, s in scored.items()
+            }
+        best = max(scored, key=scored.__getitem__)
         sequences.append(list(best))
-        confidences.append(math.exp(_log_add(p_blank, p_symbol)))
+        network = _log_add(*beams[best])
+        if lm is not None:  # take the language model's share back out of the confidence
+            network -= sum(fused(best[:i], s) for i, s in enumerate(best))
+        confidences.append(math.exp(network))
     return sequences, torch.tensor(confidences, dtype=torch.float32)

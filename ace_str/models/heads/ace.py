@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
@@ -18,6 +19,10 @@ from ace_str.models.decoding import (
     ace_segment_decode,
 )
 from ace_str.models.heads.base import Head
+from ace_str.models.lm_decoding import ace_lm_decode
+
+if TYPE_CHECKING:
+    from ace_str.models.language_model import CharNGram
 
 # greedy: argmax per frame, blanks dropped, repeats kept; count: the same, with adjacent repeats
 # dropped where they exceed ACE's own count of the class (decoding.ace_count_decode); peaks:
@@ -85,6 +90,7 @@ class ACEHead(Head):
         if count_smoothing > 0:  # what compare_decoders.py and the like offer this head
             self.decoders = tuple(d for d in DECODERS if d not in TOTAL_MASS_DECODERS)
         self.use_decoder(decoder)
+        self.language: tuple[CharNGram, float, float] | None = None
 
     def forward(self, features: Tensor, targets: Tensor | None = None) -> Tensor:
         logits = self.classifier(features)
@@ -121,7 +127,17 @@ class ACEHead(Head):
             )
         self.decoder = decoder
 
+    def use_language_model(
+        self, lm: CharNGram | None, weight: float = 0.0, length_bonus: float = 0.0
+    ) -> None:
+        """Replaces ``decoder`` by ace_lm_decode: near counts of every class, the language model
+        choosing among them."""
+        self.language = None if lm is None else (lm, weight, length_bonus)
+
     def decode(self, logits: Tensor) -> tuple[list[list[int]], Tensor]:
+        if self.language is not None:
+            lm, weight, bonus = self.language
+            return ace_lm_decode(logits, lm, weight, bonus, self.read_order)
         return DECODERS[self.decoder](logits, self.read_order)
 
 

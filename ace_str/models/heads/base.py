@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from torch import Tensor, nn
+
+if TYPE_CHECKING:
+    from ace_str.models.language_model import CharNGram
 
 
 class Head(nn.Module):
@@ -32,3 +37,10 @@ class Head(nn.Module):
     def label_capacity(self, logits: Tensor) -> int:
         """The longest label this head can emit: one symbol per frame (or map cell) by default."""
         return logits[0].numel() // logits.shape[-1]
+
+    def use_language_model(
+        self, lm: CharNGram | None, weight: float = 0.0, length_bonus: float = 0.0
+    ) -> None:
+        """Decode with a character language model from now on (evaluate.py ``lm.weight=``);
+        ``lm=None`` goes back to the head's own decoding. Heads without one refuse."""
+        raise ValueError(f"{type(self).__name__} has no decoding with a language model")

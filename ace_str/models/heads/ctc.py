@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ace_str.models.decoding import BLANK, ctc_greedy_decode, ctc_prefix_beam_search
 from ace_str.models.heads.base import Head
+
+if TYPE_CHECKING:
+    from ace_str.models.language_model import CharNGram
 
 DECODERS = ("greedy", "beam")
 
@@ -63,6 +68,7 @@ class CTCHead(Head):
         self.classifier = nn.Linear(in_features, num_classes)
         self.beam_width = beam_width
         self.normalize_by_length = normalize_by_length
+        self.language: tuple[CharNGram, float, float] | None = None
 
     def forward(self, features: Tensor, targets: Tensor | None = None) -> Tensor:
         return self.classifier(features)
@@ -76,7 +82,20 @@ class CTCHead(Head):
             raise ValueError(f"CTC decoder must be one of {DECODERS}, not {decoder!r}")
         self.decoder = decoder
 
+    def use_language_model(
+        self, lm: CharNGram | None, weight: float = 0.0, length_bonus: float = 0.0
+    ) -> None:
+        """Prefix beam search (``beam_width``) with the language model fused into every
+        extension, whatever ``decoder`` says; ``lm=None`` goes back to ``decoder``."""
+        self.language = None if lm is None else (lm, weight, length_bonus)
+
     def decode(self, logits: Tensor) -> tuple[list[list[int]], Tensor]:
+        if self.language is not None:
+            lm, weight, bonus = self.language
+            sequences, confidence = ctc_prefix_beam_search(
+                logits, self.beam_width, lm, weight, bonus
+            )
+            return sequences, confidence.to(logits.device)
         if self.decoder == "beam":
             sequences, confidence = ctc_prefix_beam_search(logits, self.beam_width)
             return sequences, confidence.to(logits.device)
