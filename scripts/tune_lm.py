@@ -33,12 +33,18 @@ def grid(
     bonuses: list[float],
     order: int = 5,
     limit: int | None = None,
+    beam_width: int | None = None,
 ) -> list[dict]:
-    """One row per (weight, bonus): word accuracy and 1-NED on ``data``."""
+    """One row per (weight, bonus): word accuracy and 1-NED on ``data``; ``beam_width`` sets a
+    CTC head's beam (its own by default)."""
     if any(w < 0 for w in weights):
         raise SystemExit(f"--weights must be at least 0, got {weights}")
     model, charset, cfg = load_model(checkpoint, torch.device("cpu"))
     model.eval()
+    if beam_width is not None:
+        if not hasattr(model.head, "beam_width"):
+            raise SystemExit(f"--beam-width: {type(model.head).__name__} has no beam")
+        model.head.beam_width = beam_width
     dataset = open_dataset(data, charset, transform=build_transform(cfg), filter_labels=False)
     lm = english_language_model(charset, order)
     pairs = [(0.0, 0.0)] if 0 in weights else []
@@ -70,8 +76,17 @@ def main() -> None:
     parser.add_argument("--bonuses", type=float, nargs="+", default=[0, 1, 2])
     parser.add_argument("--order", type=int, default=5)
     parser.add_argument("--limit", type=int, help="read at most about this many crops")
+    parser.add_argument("--beam-width", type=int, help="a CTC head's beam (default: its own)")
     args = parser.parse_args()
-    rows = grid(args.checkpoint, args.data, args.weights, args.bonuses, args.order, args.limit)
+    rows = grid(
+        args.checkpoint,
+        args.data,
+        args.weights,
+        args.bonuses,
+        args.order,
+        args.limit,
+        args.beam_width,
+    )
     best = max(rows, key=lambda r: r["word_accuracy"])
     print("| lm.weight | lm.length_bonus | word acc (%) | 1-NED | samples |")
     print("|---:|---:|---:|---:|---:|")

@@ -18,7 +18,7 @@ from ace_str.models.heads.ace import ACEHead
 from ace_str.models.heads.attention import AttentionHead
 from ace_str.models.heads.ctc import CTCHead
 from ace_str.models.language_model import CharNGram, english_language_model
-from ace_str.models.lm_decoding import ace_lm_decode, count_log_probs
+from ace_str.models.lm_decoding import ace_frame_beam_search, ace_lm_decode, count_log_probs
 from tests.conftest import load_script
 from tests.test_evaluate import write_folder
 
@@ -145,16 +145,62 @@ def test_ctc_beam_with_the_language_model():
     assert float(fused_conf[0]) == pytest.approx(0.45, abs=1e-4)
 
 
+@pytest.mark.parametrize(
+    ("rows", "reading"),
+    [
+        # peaky "ab"
+        ([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]], [1, 2]),
+        # two sure 'a' frames side by side read "aa": ACE collapses nothing
+        ([[0, 1, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], [1, 1]),
+        # 'b' spread 0.5 / 0.5: once with 0.5, twice with 0.25, never with 0.25
+        ([[0.5, 0, 0.5, 0], [0.5, 0, 0.5, 0], [0, 0, 0, 1]], [2, 3]),
+        ([[1, 0, 0, 0]] * 3, []),
+    ],
+)
+def test_frame_beam_without_weight_reads_the_likeliest_reading(rows, reading):
+    sequences, confidence = ace_frame_beam_search(frames_to_logits(rows), FLAT_LM, 0.0)
+    assert sequences == [reading]
+    assert 0 < float(confidence[0]) <= 1
+
+
+def test_frame_beam_sums_the_labellings_of_a_reading():
+    """'b' 0.5 / 0.5 then a sure 'c': P("bc") = 0.5 (b- or -b), the confidence."""
+    rows = [[0.5, 0, 0.5, 0], [0.5, 0, 0.5, 0], [0, 0, 0, 1]]
+    _, confidence = ace_frame_beam_search(frames_to_logits(rows), FLAT_LM, 0.0)
+    assert float(confidence[0]) == pytest.approx(0.5, abs=1e-4)
+
+
+def test_frame_beam_lets_the_words_take_a_second_choice():
+    """The middle frame says 'b' 0.55 over 'c' 0.45; a model of "ac" reads "ac", and the
+    confidence stays the network's 0.45; "ab" without it."""
+    logits = frames_to_logits([[0, 1, 0, 0], [0, 0, 0.55, 0.45], [1, 0, 0, 0]])
+    assert ace_frame_beam_search(logits, FLAT_LM, 0.0)[0] == [[1, 2]]
+    lm = CharNGram([[1, 3]] * 5, NUM_CLASSES, order=2)
+    reading, confidence = ace_frame_beam_search(logits, lm, 1.0)
+    assert reading == [[1, 3]] and float(confidence[0]) == pytest.approx(0.45, abs=1e-4)
+    with pytest.raises(ValueError, match="beam_width must be at least 1"):
+        ace_frame_beam_search(logits, lm, 1.0, beam_width=0)
+
+
 def test_heads_switch_to_the_language_model_and_back():
     rows = [[0, 1, 0, 0], [0.55, 0.45, 0, 0], [0, 0, 1, 0]]
     logits = frames_to_logits(rows)
     lm = CharNGram([[1, 1, 2]] * 5, NUM_CLASSES, order=3)
     ace = ACEHead(8, NUM_CLASSES, decoder="mass")
     assert ace.decode(logits)[0] == [[1, 2]]
-    ace.use_language_model(lm, 1.0)
+    ace.use_language_model(lm, 1.0)  # frame readings: 'a' twice with 0.45
     assert ace.decode(logits)[0] == [[1, 1, 2]]
     ace.use_language_model(None)
     assert ace.decode(logits)[0] == [[1, 2]]
+    # a smoothed head chooses among counts: the frame that holds a little of every class and no
+    # blank would read as a letter
+    junk = [[0.0, 1 / 3, 1 / 3, 1 / 3], [0, 1, 0, 0], [1, 0, 0, 0]]
+    smoothed = ACEHead(8, NUM_CLASSES, decoder="mass", count_smoothing=0.05)
+    smoothed.use_language_model(FLAT_LM, 1e-6)
+    plain = ACEHead(8, NUM_CLASSES, decoder="mass")
+    plain.use_language_model(FLAT_LM, 1e-6)
+    assert smoothed.decode(frames_to_logits(junk))[0] == [[1]]
+    assert len(plain.decode(frames_to_logits(junk))[0][0]) == 2
     ctc = CTCHead(8, NUM_CLASSES)
     ctc.use_language_model(lm, 1.0)
     assert ctc.decode(frames_to_logits([[0, 1, 0, 0], [0, 0, 0.55, 0.45]]))[0] == [[1, 2]]

@@ -1,5 +1,6 @@
-"""ACE decoding with a language model: the counts the frames make likely, ordered by where
-their mass lies, chosen together with a character n-gram (models/language_model.py)."""
+"""ACE decoding with a character n-gram (models/language_model.py): a beam search over the
+frames' readings in ACE's sense (nothing collapsed), and, for heads trained with smoothed
+counts, a choice among the counts the frames make likely, ordered by where their mass lies."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ace_str.models.decoding import BLANK, flatten_2d
+from ace_str.models.decoding import BLANK, _log_add, flatten_2d
 
 if TYPE_CHECKING:
     from ace_str.models.language_model import CharNGram
@@ -100,3 +101,55 @@ def _reading(
         instances.extend(zip((frames + share).tolist(), [k] * n, strict=True))
     instances.sort()
     return [k for _, k in instances]
+
+
+def ace_frame_beam_search(
+    logits: Tensor,
+    lm: CharNGram,
+    lm_weight: float,
+    length_bonus: float = 0.0,
+    order: str = "column",
+    beam_width: int = 8,
+) -> tuple[list[list[int]], Tensor]:
+    """Beam search over readings in ACE's own sense: each frame (cell, in reading order) holds
+    the blank or one character independently, and a reading is the frames' characters in order
+    with blanks dropped and nothing collapsed (two adjacent 'l' frames read "ll", as in ACE's
+    greedy reading). A reading's score is ln of the sum over every frame labelling that gives
+    it, plus ``lm_weight`` ln P_LM and ``length_bonus`` per character, the word's end included
+    at the last frame. A letter spread 0.5 / 0.5 over two frames reads once with probability
+    0.5, twice with 0.25: the language model settles it, and it can also swap a letter for the
+    frame's second choice, which the count candidates of ``ace_lm_decode`` cannot. Each frame
+    extends the beams by its ``beam_width`` most probable characters. Confidence: the network's
+    probability of the reading."""
+    if beam_width < 1:
+        raise ValueError(f"beam_width must be at least 1, not {beam_width}")
+    log_probs = flatten_2d(logits, order).detach().float().log_softmax(dim=-1).cpu()
+    width = min(beam_width, log_probs.shape[-1] - 1)
+    candidates = (log_probs[..., 1:].topk(width, dim=-1).indices + 1).tolist()
+
+    def fused(prefix: tuple[int, ...], symbol: int) -> float:
+        return lm_weight * lm.log_prob(prefix, symbol) + length_bonus
+
+    sequences, confidences = [], []
+    for frames, frame_candidates in zip(log_probs.tolist(), candidates, strict=True):
+        beams: dict[tuple[int, ...], float] = {(): 0.0}
+        network: dict[tuple[int, ...], float] = {(): 0.0}
+        for row, symbols in zip(frames, frame_candidates, strict=True):
+            grown: dict[tuple[int, ...], float] = {}
+            grown_net: dict[tuple[int, ...], float] = {}
+            for prefix, score in beams.items():
+                moves = [(prefix, row[BLANK], 0.0)]
+                moves += [((*prefix, s), row[s], fused(prefix, s)) for s in symbols]
+                for reading, frame, language in moves:
+                    total = score + frame + language
+                    grown[reading] = _log_add(grown.get(reading, -math.inf), total)
+                    net = network[prefix] + frame
+                    grown_net[reading] = _log_add(grown_net.get(reading, -math.inf), net)
+            kept = heapq.nlargest(beam_width, grown.items(), key=lambda item: item[1])
+            beams = dict(kept)
+            network = {reading: grown_net[reading] for reading in beams}
+        final = {p: s + fused(p, BLANK) - length_bonus for p, s in beams.items()}
+        best = max(final, key=final.__getitem__)
+        sequences.append(list(best))
+        confidences.append(math.exp(network[best]))
+    return sequences, torch.tensor(confidences, dtype=torch.float32)

@@ -19,7 +19,7 @@ from ace_str.models.decoding import (
     ace_segment_decode,
 )
 from ace_str.models.heads.base import Head
-from ace_str.models.lm_decoding import ace_lm_decode
+from ace_str.models.lm_decoding import ace_frame_beam_search, ace_lm_decode
 
 if TYPE_CHECKING:
     from ace_str.models.language_model import CharNGram
@@ -130,14 +130,17 @@ class ACEHead(Head):
     def use_language_model(
         self, lm: CharNGram | None, weight: float = 0.0, length_bonus: float = 0.0
     ) -> None:
-        """Replaces ``decoder`` by ace_lm_decode: near counts of every class, the language model
-        choosing among them."""
+        """Replaces ``decoder`` by a search with the language model: over the frames' readings
+        (ace_frame_beam_search), or, for a head trained with smoothed counts, over near counts
+        of each class (ace_lm_decode): smoothing leaves frames that hold a little of every class
+        and no blank, which a reading of the frames takes for a letter and the counts ignore."""
         self.language = None if lm is None else (lm, weight, length_bonus)
 
     def decode(self, logits: Tensor) -> tuple[list[list[int]], Tensor]:
         if self.language is not None:
             lm, weight, bonus = self.language
-            return ace_lm_decode(logits, lm, weight, bonus, self.read_order)
+            search = ace_lm_decode if self.count_smoothing > 0 else ace_frame_beam_search
+            return search(logits, lm, weight, bonus, self.read_order)
         return DECODERS[self.decoder](logits, self.read_order)
 
 
