@@ -85,19 +85,20 @@ def test_count_law_matches_enumeration():
 FLAT_LM = CharNGram([[1], [2], [3]], NUM_CLASSES, order=1)
 
 
-@pytest.mark.parametrize(
-    ("rows", "reading"),
-    [
-        # peaky "ab"
-        ([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]], [1, 2]),
-        # "aa" held as two sure frames side by side (ACE counts, no blank between)
-        ([[0, 1, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], [1, 1]),
-        # 'b' spread 0.5 / 0.5 over two frames: once (P(1) = 0.5 beats P(0) = P(2) = 0.25)
-        ([[0.5, 0, 0.5, 0], [0.5, 0, 0.5, 0], [0, 0, 0, 1]], [2, 3]),
-        # empty
-        ([[1, 0, 0, 0]] * 3, []),
-    ],
-)
+# hand-made frames and what both ACE searches read from them without the language model
+HAND_MADE = [
+    # peaky "ab"
+    ([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]], [1, 2]),
+    # "aa" held as two sure frames side by side: ACE collapses nothing
+    ([[0, 1, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], [1, 1]),
+    # 'b' spread 0.5 / 0.5 over two frames: once with 0.5, twice or never with 0.25 each
+    ([[0.5, 0, 0.5, 0], [0.5, 0, 0.5, 0], [0, 0, 0, 1]], [2, 3]),
+    # empty
+    ([[1, 0, 0, 0]] * 3, []),
+]
+
+
+@pytest.mark.parametrize(("rows", "reading"), HAND_MADE)
 def test_ace_lm_decode_without_weight_reads_the_likeliest_counts(rows, reading):
     sequences, confidence = ace_lm_decode(frames_to_logits(rows), FLAT_LM, lm_weight=0.0)
     assert sequences == [reading]
@@ -145,18 +146,7 @@ def test_ctc_beam_with_the_language_model():
     assert float(fused_conf[0]) == pytest.approx(0.45, abs=1e-4)
 
 
-@pytest.mark.parametrize(
-    ("rows", "reading"),
-    [
-        # peaky "ab"
-        ([[0, 1, 0, 0], [1, 0, 0, 0], [0, 0, 1, 0]], [1, 2]),
-        # two sure 'a' frames side by side read "aa": ACE collapses nothing
-        ([[0, 1, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0]], [1, 1]),
-        # 'b' spread 0.5 / 0.5: once with 0.5, twice with 0.25, never with 0.25
-        ([[0.5, 0, 0.5, 0], [0.5, 0, 0.5, 0], [0, 0, 0, 1]], [2, 3]),
-        ([[1, 0, 0, 0]] * 3, []),
-    ],
-)
+@pytest.mark.parametrize(("rows", "reading"), HAND_MADE)
 def test_frame_beam_without_weight_reads_the_likeliest_reading(rows, reading):
     sequences, confidence = ace_frame_beam_search(frames_to_logits(rows), FLAT_LM, 0.0)
     assert sequences == [reading]

@@ -210,11 +210,8 @@ def _place_instances(
         for k in (counts[b].nonzero().flatten() + 1).tolist():
             column = running[b, :, k].contiguous()
             targets = wanted(int(counts[b, k - 1]), float(column[-1])).float()
-            frames = torch.searchsorted(column, targets).clamp(max=column.numel() - 1)
-            before = torch.where(frames > 0, column[(frames - 1).clamp(min=0)], 0.0)
-            share = (targets - before) / probs[b, frames, k].clamp_min(1e-12)
-            positions = (frames + share.clamp(0, 1)).tolist()
-            for t, position in zip(frames.tolist(), positions, strict=True):
+            frames, positions = crossings(column, probs[b, :, k], targets)
+            for t, position in zip(frames.tolist(), positions.tolist(), strict=True):
                 instances.append((position, k))
                 log_conf += math.log(min(1.0, max(float(local[b, k, t]), 1e-30)))
         instances.sort()
@@ -222,6 +219,15 @@ def _place_instances(
         blank_mean = float(probs[b, :, BLANK].mean())
         confidences.append(math.exp(log_conf) if instances else blank_mean)
     return sequences, torch.tensor(confidences, dtype=torch.float32)
+
+
+def crossings(running: Tensor, probs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor]:
+    """Where a class's running sum ``running`` (T,) of its frame probabilities ``probs`` (T,)
+    reaches each of ``targets``: the frame, and the position interpolated inside it."""
+    frames = torch.searchsorted(running, targets).clamp(max=running.numel() - 1)
+    before = torch.where(frames > 0, running[(frames - 1).clamp(min=0)], 0.0)
+    share = (targets - before) / probs[frames].clamp_min(1e-12)
+    return frames, frames + share.clamp(0, 1)
 
 
 def ace_segment_decode(logits: Tensor, order: str = "column") -> tuple[list[list[int]], Tensor]:

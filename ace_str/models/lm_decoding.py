@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ace_str.models.decoding import BLANK, _log_add, flatten_2d
+from ace_str.models.decoding import BLANK, _log_add, crossings, flatten_2d
 
 if TYPE_CHECKING:
     from ace_str.models.language_model import CharNGram
@@ -60,6 +60,8 @@ def ace_lm_decode(
     for frames in probs:
         running = frames.cumsum(axis=0)  # (T, C)
         mass = running[-1]
+        by_class = torch.from_numpy(np.ascontiguousarray(frames.T))  # (C, T), rows contiguous
+        running_by_class = torch.from_numpy(np.ascontiguousarray(running.T))
         options: list[tuple[int, list[tuple[int, float]]]] = []
         for k in np.flatnonzero(mass >= MIN_MASS).tolist():
             if k == BLANK:
@@ -75,7 +77,7 @@ def ace_lm_decode(
             combos = heapq.nlargest(candidates, grown, key=lambda item: item[0])
         best_score, best_reading, best_counts = -math.inf, [], 0.0
         for count_score, chosen in combos:
-            reading = _reading(running, mass, chosen)
+            reading = _reading(by_class, running_by_class, chosen)
             score = count_score + lm_weight * lm.score(reading) + length_bonus * len(reading)
             if score > best_score:
                 best_score, best_reading, best_counts = score, reading, count_score
@@ -84,21 +86,18 @@ def ace_lm_decode(
     return sequences, torch.tensor(confidences, dtype=torch.float32)
 
 
-def _reading(
-    running: np.ndarray, mass: np.ndarray, chosen: tuple[tuple[int, int], ...]
-) -> list[int]:
-    """Class indices of the counts ``chosen``, in the order their instances' mass lies."""
+def _reading(probs: Tensor, running: Tensor, chosen: tuple[tuple[int, int], ...]) -> list[int]:
+    """Class indices of the counts ``chosen``, in the order their instances' mass lies
+    (instance j of n where the class's running mass reaches (j - 1/2) m / n); ``probs`` and
+    ``running`` are (C, T), a class per row."""
     instances: list[tuple[float, int]] = []
     for k, n in chosen:
         if n == 0:
             continue
-        column = running[:, k]
-        targets = (np.arange(n) + 0.5) * (mass[k] / n)
-        frames = np.minimum(np.searchsorted(column, targets), len(column) - 1)
-        before = np.where(frames > 0, column[np.maximum(frames - 1, 0)], 0.0)
-        inside = column[frames] - before
-        share = np.clip((targets - before) / np.maximum(inside, 1e-12), 0.0, 1.0)
-        instances.extend(zip((frames + share).tolist(), [k] * n, strict=True))
+        column = running[k]
+        targets = (torch.arange(n, dtype=column.dtype) + 0.5) * (column[-1] / n)
+        _, positions = crossings(column, probs[k], targets)
+        instances.extend((position, k) for position in positions.tolist())
     instances.sort()
     return [k for _, k in instances]
 
