@@ -400,6 +400,46 @@ def test_ace_logit_noise_penalises_spread_frames_while_training_only():
         ACEHead(4, 3, logit_noise=-0.5)
 
 
+def test_ace_letter_weight_splits_eq8_into_how_many_and_which_letters():
+    """Eq. 8 = -(1 - s) ln(1 - a) - s ln a + letter_cross_entropy exactly (s = |S| / T, a the
+    frames' letter share); head.letter_weight = λ adds (λ - 1) times the letter term, value and
+    gradient, and keeps Eq. 8's minimum (frames holding exactly the counts); λ <= 0 is refused."""
+    from ace_str.losses.ace import ace_cross_entropy, character_counts
+    from ace_str.models.heads.ace import letter_cross_entropy
+
+    torch.manual_seed(0)
+    logits = torch.randn(3, 7, 5, requires_grad=True)
+    targets, lengths = batch_targets([[1, 2], [3, 3, 4], [2]])
+    frames = torch.full((3,), 7)
+    counts = character_counts(targets, lengths, 5, frames)
+    mask = torch.ones(3, 7, dtype=torch.bool)
+    eq8 = ace_cross_entropy(logits.log_softmax(-1), counts, mask, frames)  # per sample
+    s = lengths.float() / 7
+    a = 1 - logits.softmax(-1)[..., 0].mean(dim=1)
+    how_many = -(1 - s) * a.neg().log1p() - s * a.log()
+    letters = letter_cross_entropy(logits, targets, lengths)
+    assert eq8.mean().item() == pytest.approx((how_many.mean() + letters).item(), abs=1e-5)
+
+    head = ACEHead(4, 5, backend="composed", letter_weight=3.0)
+    out = head.loss(logits, targets, lengths)
+    expected = eq8.mean() + 2.0 * letters
+    assert out["loss"].item() == pytest.approx(expected.item(), abs=1e-5)
+    assert out["letter_ce"].item() == pytest.approx(letters.item(), abs=1e-6)
+    (grad,) = torch.autograd.grad(out["loss"], logits)
+    (expected_grad,) = torch.autograd.grad(expected, logits)
+    assert torch.allclose(grad, expected_grad, atol=1e-6)
+    assert "letter_ce" not in ACEHead(4, 5, backend="composed").loss(logits, targets, lengths)
+
+    # at Eq. 8's minimum (every frame predicts N̄) the weighted loss has no gradient either
+    at_minimum = (counts / 7).log().clamp(min=-30).requires_grad_(True)  # (B, C) -> all frames
+    frames_at_minimum = at_minimum.unsqueeze(1).expand(3, 7, 5)
+    weighted = head.loss(frames_at_minimum, targets, lengths)["loss"]
+    (grad_at_minimum,) = torch.autograd.grad(weighted, at_minimum)
+    assert grad_at_minimum.abs().max() < 1e-5
+    with pytest.raises(ValueError, match="letter_weight must be above 0"):
+        ACEHead(4, 5, letter_weight=0.0)
+
+
 def test_ace_count_smoothing_is_eq8_against_smoothed_counts():
     """head.count_smoothing = eps: the loss equals Eq. 8 (the composed formula) with the counts
     replaced by (1 - eps) N̄ + eps / C, value and gradient; eps outside [0, 1) is refused."""

@@ -65,8 +65,11 @@ class ACEHead(Head):
         logit_noise: float = 0.0,
         count_smoothing: float = 0.0,
         collapse_height: bool = False,
+        letter_weight: float = 1.0,
     ) -> None:
         super().__init__()
+        if letter_weight <= 0:
+            raise ValueError(f"head.letter_weight must be above 0, e.g. 3.0; got {letter_weight}")
         if not 0.0 <= count_smoothing < 1.0:
             raise ValueError(
                 f"head.count_smoothing must be in [0, 1), e.g. 0.05; got {count_smoothing}"
@@ -87,6 +90,7 @@ class ACEHead(Head):
         self.logit_noise = logit_noise
         self.count_smoothing = count_smoothing
         self.collapse_height = collapse_height
+        self.letter_weight = letter_weight
         if count_smoothing > 0:  # what compare_decoders.py and the like offer this head
             self.decoders = tuple(d for d in DECODERS if d not in TOTAL_MASS_DECODERS)
         self.use_decoder(decoder)
@@ -106,6 +110,10 @@ class ACEHead(Head):
         if self.count_smoothing > 0:
             eps = self.count_smoothing
             out["loss"] = (1.0 - eps) * terms.loss + eps * uniform_cross_entropy(logits)
+        if self.letter_weight != 1.0:
+            letters = letter_cross_entropy(logits, targets, target_lengths)
+            out["loss"] = out["loss"] + (self.letter_weight - 1.0) * letters
+            out["letter_ce"] = letters.detach()
         if self.entropy_weight > 0:
             entropy = frame_entropy(logits)
             out["loss"] = out["loss"] + self.entropy_weight * entropy
@@ -192,6 +200,24 @@ def uniform_cross_entropy(logits: Tensor) -> Tensor:
     log_probs = F.log_softmax(flatten_prediction(logits).float(), dim=-1)
     log_y_bar = torch.logsumexp(log_probs, dim=1) - math.log(log_probs.shape[1])
     return -log_y_bar.mean(dim=1).mean()
+
+
+def letter_cross_entropy(logits: Tensor, targets: Tensor, target_lengths: Tensor) -> Tensor:
+    """(|S| / T) H(n̂, ŷ), batch mean: Eq. 8's letter term; not in the paper (head.letter_weight).
+
+    With a = 1 - ȳ_blank the frames' letter share, ŷ_k = ȳ_k / a and n̂_k = N_k / |S| the
+    letters' distributions, Eq. 8 splits exactly into -(1 - s) ln(1 - a) - s ln a (how many
+    letters, s = |S| / T) plus s H(n̂, ŷ) (which letters). Both parts are smallest at the same
+    place, so weighting the second by λ keeps Eq. 8's minimum and moves the balance of its
+    gradient: at λ = 1 / s the question "which letters" counts as much as "how many".
+    """
+    log_probs = F.log_softmax(flatten_prediction(logits).float(), dim=-1)
+    frames = log_probs.shape[1]
+    targets, target_lengths = targets.to(log_probs.device), target_lengths.to(log_probs.device)
+    counts = character_counts(targets, target_lengths, log_probs.shape[-1], target_lengths)
+    letter_log_mass = torch.logsumexp(log_probs[..., 1:], dim=1)  # (B, C - 1): ln sum_t y^t_k
+    log_share = letter_log_mass - torch.logsumexp(letter_log_mass, dim=1, keepdim=True)  # ln ŷ_k
+    return -(counts[:, 1:] * log_share).sum(dim=1).div(frames).mean()
 
 
 def skip_count(criterion: ACELoss, terms: ACETerms) -> dict[str, Tensor]:
