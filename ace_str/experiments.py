@@ -18,6 +18,7 @@ from matplotlib.figure import Figure  # no pyplot: no GUI backend, nothing globa
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from ace_str.build.config import compose_config
+from ace_str.engine.pretrain import STAGE_DIR, after_pretrain, pretrain_config
 from ace_str.engine.trainer import Trainer
 from ace_str.evaluation.run import evaluate_checkpoint
 
@@ -131,6 +132,10 @@ def train_run(label: str, overrides: Sequence[str], output_dir: str | Path) -> R
     cfg = compose_config("train", overrides)
     log.info("%s: training (%s) into %s", label, " ".join(overrides), output_dir)
     start = time.perf_counter()
+    stage = pretrain_config(cfg)
+    if stage is not None:  # as train.py: the pretrain stage first, then the run from its weights
+        Trainer(stage, Path(output_dir) / STAGE_DIR).fit()
+        cfg = after_pretrain(cfg, Path(output_dir) / STAGE_DIR)
     trainer = Trainer(cfg, output_dir)
     trainer.fit()
     minutes = (time.perf_counter() - start) / 60

@@ -72,6 +72,46 @@ def test_width_and_max_pool_options():
         ResNetFCN(depth=18, blocks=[1, 1])
 
 
+@pytest.mark.parametrize(
+    ("kernels", "blocks", "field"),
+    [
+        ((3, 3, 3), None, 105),
+        ((3, 3, 1), None, 49),
+        ((3, 1, 1), None, 21),
+        ((3, 3, 3), (1, 1, 1), 49),
+    ],
+)
+def test_receptive_field_is_the_span_of_pixels_a_cell_sees(kernels, blocks, field):
+    torch.manual_seed(0)
+    net = ResNetFCN(
+        depth=18, in_channels=1, blocks=blocks, kernel_sizes=kernels, channels=[4, 8, 8]
+    )
+    assert net.receptive_field() == field
+    net.maxpool = torch.nn.AvgPool2d(3, stride=2, padding=1)  # same geometry; every input counts
+    with torch.no_grad():  # positive weights and input: no ReLU stops a gradient
+        for p in net.parameters():
+            p.abs_()
+    image = torch.rand(1, 1, 200, 200, requires_grad=True)
+    features = net.eval()(image)
+    row, col = features.shape[1] // 2, features.shape[2] // 2
+    features[0, row, col].sum().backward()
+    seen = (image.grad[0, 0] != 0).nonzero()
+    assert (seen.max(0).values - seen.min(0).values + 1).tolist() == [field, field]
+    if kernels[2] == 1:  # 1x1 convolutions where the stage's 3x3 were, strides kept
+        assert net.layer3[0].conv1.kernel_size == (1, 1) and net.layer3[0].conv1.stride == (2, 2)
+        assert features.shape[1:3] == net.map_size(200, 200)
+
+
+def test_stage_channels_replace_the_width():
+    net = ResNetFCN(depth=18, in_channels=3, channels=[16, 32, 128])
+    assert net.out_features == 128 and net(torch.randn(1, 3, 96, 100)).shape == (1, 12, 13, 128)
+    assert net.layer2[0].conv1.out_channels == 32
+    with pytest.raises(ValueError, match="channels"):
+        ResNetFCN(depth=18, channels=[16, 32])
+    with pytest.raises(ValueError, match="kernel_sizes"):
+        ResNetFCN(depth=18, kernel_sizes=[3, 5, 3])
+
+
 def test_12x13_map_reads_column_by_column():
     logits = torch.full((1, 12, 13, 5), -10.0)
     logits[..., 0] = 10.0  # blank everywhere ...

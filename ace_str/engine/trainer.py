@@ -154,6 +154,11 @@ class Trainer:
     def nonfinite_total(self) -> int:
         return self.accounting.nonfinite_total
 
+    @property
+    def interrupted(self) -> bool:
+        """Whether a signal (SIGTERM, SIGINT) stopped ``fit`` before its last step."""
+        return self._stop_signal is not None
+
     def resume(self) -> None:
         """Load ``ckpt_path`` (or else ``init_weights``) if set, once; ``fit`` calls it, or
         call it first to separate setup errors (a wrong checkpoint) from training ones."""

@@ -33,6 +33,17 @@ class ResNetFCN(ResNet):
     ``width`` multiplies every stage's channels (64, 128, 256 at 1.0), so D is
     ``256 * width * expansion`` (1024 for ResNet-101). ``blocks`` replaces the depth's blocks
     per stage (e.g. [1, 1, 1] with depth 18's BasicBlock) for the shortest CPU runs.
+    ``channels`` sets the three stages' widths instead of ``width`` (e.g. [16, 32, 128]: the
+    width where the map is 12x13 is cheap, the 96x100 and 48x50 stages are not; on the 2-core CPU
+    a step of 32 images cost 355-394 ms against 267-273 for [16, 32, 64] and 751 for
+    [32, 64, 128]).
+    ``kernel_sizes`` are the stages' kernels: 3 as in ResNet, or 1, where the stage's 3x3
+    convolutions become 1x1 (the block keeps its stride and widths) and only mix channels, so
+    a cell's receptive field stops growing: 105 px with 3x3 everywhere (depth 18), 49 px with
+    (3, 3, 1), 21 px with (3, 1, 1); ``receptive_field`` says it for any setting. Why: a cell that
+    sees the whole word can fit Eq. 10 with the word's letter counts in every cell (the 1D
+    plateau, docs/REPRODUCING.md, "ACE's plateau", whose 1D remedy is frames that see 30 px);
+    measured in 2D, cells of 49 px learned slower, not faster (REPRODUCING.md, Table 2).
     ``max_pool=False`` drops the max-pool for a stride-4 map (24x25 from 96x100).
     Subclassing torchvision's ResNet reuses its ``_make_layer``; its ``__init__`` is skipped
     because it builds layer4 and fc at fixed width.
@@ -46,6 +57,8 @@ class ResNetFCN(ResNet):
         max_pool: bool = True,
         zero_init_residual: bool = False,
         blocks: Sequence[int] | None = None,
+        channels: Sequence[int] | None = None,
+        kernel_sizes: Sequence[int] = (3, 3, 3),
     ) -> None:
         if depth not in ARCHITECTURES:
             raise ValueError(f"ResNet depth must be one of {sorted(ARCHITECTURES)}, not {depth}")
@@ -58,6 +71,10 @@ class ResNetFCN(ResNet):
             if len(layers) != 3 or min(layers) < 1:
                 raise ValueError(f"blocks needs three positive counts (layer1-3), got {layers}")
         planes = [max(1, round(64 * width * 2**i)) for i in range(3)]
+        if channels is not None:
+            planes = [int(c) for c in channels]
+            if len(planes) != 3 or min(planes) < 1:
+                raise ValueError(f"channels needs three positive widths (layer1-3), got {planes}")
         # Attributes torchvision's _make_layer reads.
         self._norm_layer = nn.BatchNorm2d
         self.inplanes = planes[0]
@@ -71,6 +88,13 @@ class ResNetFCN(ResNet):
         self.layer1 = self._make_layer(block, planes[0], layers[0])
         self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
         self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
+        kernels = tuple(int(k) for k in kernel_sizes)
+        if len(kernels) != 3 or any(k not in (1, 3) for k in kernels):
+            raise ValueError(f"kernel_sizes: three kernels of 1 or 3 (layer1-3), not {kernels}")
+        for layer, kernel in zip((self.layer1, self.layer2, self.layer3), kernels, strict=True):
+            if kernel == 1:
+                _pointwise(layer)
+        self.kernel_sizes = kernels
         self.out_features = planes[2] * block.expansion
         self.stride = 8 if max_pool else 4
         self._init_weights(zero_init_residual)
@@ -90,6 +114,23 @@ class ResNetFCN(ResNet):
                 elif isinstance(m, BasicBlock):
                     nn.init.constant_(m.bn2.weight, 0)
 
+    def receptive_field(self) -> int:
+        """Pixels of input side that one output cell sees, along the blocks' main path (the
+        1x1 shortcuts see less)."""
+        path: list[nn.Module] = [self.conv1, self.maxpool]
+        for layer in (self.layer1, self.layer2, self.layer3):
+            for block in layer:
+                path += [
+                    getattr(block, n) for n in ("conv1", "conv2", "conv3") if hasattr(block, n)
+                ]
+        field, jump = 1, 1
+        for m in path:
+            if isinstance(m, nn.Conv2d | nn.MaxPool2d):
+                k, s = _first(m.kernel_size), _first(m.stride)
+                field += (k - 1) * jump
+                jump *= s
+        return field
+
     def map_size(self, height: int, width: int) -> tuple[int, int]:
         """The (H, W) of the output map for an input size, without running the network."""
         for _ in range(self.stride.bit_length() - 1):
@@ -100,3 +141,22 @@ class ResNetFCN(ResNet):
         x = self.relu(self.bn1(self.conv1(images)))
         x = self.layer3(self.layer2(self.layer1(self.maxpool(x))))
         return x.permute(0, 2, 3, 1)  # (B, H, W, D)
+
+
+def _pointwise(layer: nn.Sequential) -> None:
+    """Every 3x3 convolution of a stage's blocks becomes a 1x1 with the same stride and widths."""
+    for block in layer:
+        for name in ("conv1", "conv2"):
+            conv = getattr(block, name)
+            if conv.kernel_size == (3, 3):
+                setattr(
+                    block,
+                    name,
+                    nn.Conv2d(
+                        conv.in_channels, conv.out_channels, 1, stride=conv.stride, bias=False
+                    ),
+                )
+
+
+def _first(size: int | tuple[int, ...]) -> int:
+    return size if isinstance(size, int) else size[0]
