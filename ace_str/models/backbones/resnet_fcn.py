@@ -93,7 +93,6 @@ class ResNetFCN(ResNet):
         for layer, kernel in zip((self.layer1, self.layer2, self.layer3), kernels, strict=True):
             if kernel == 1:
                 _pointwise(layer)
-        self.kernel_sizes = kernels
         self.out_features = planes[2] * block.expansion
         self.stride = 8 if max_pool else 4
         self._init_weights(zero_init_residual)
