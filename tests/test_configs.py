@@ -129,6 +129,22 @@ def test_2d_blank_prior_is_the_maps_blank_share(experiment):
     assert compose_config("train", ["experiment=resnet2d_ace"]).head.blank_prior == 0.96
 
 
+@pytest.mark.parametrize(
+    ("experiment", "minutes"), [("resnet2d_ace_quick", 20), ("resnet2d_ace_cpu", 60)]
+)
+def test_2d_recipes_end_within_their_minutes(experiment, minutes):
+    """One command runs the warm start and the canvas; their guards together bound it by the
+    recipe's minutes (20 for the quick one, an hour), and each budget fits inside its guard."""
+    from ace_str.engine.pretrain import pretrain_config
+
+    cfg = compose_config("train", [f"experiment={experiment}"])
+    stage = pretrain_config(cfg)
+    assert stage is not None
+    assert stage.trainer.max_minutes + cfg.trainer.max_minutes <= minutes
+    for run in (stage, cfg):
+        assert 0 < run.trainer.budget_minutes <= run.trainer.max_minutes
+
+
 @pytest.mark.parametrize("experiment", ["hctr_ace_quick", "count_ace_quick"])
 def test_blank_prior_is_off_where_the_word_prior_does_not_apply(experiment):
     assert compose_config("train", [f"experiment={experiment}"]).head.blank_prior is None
