@@ -26,7 +26,7 @@ def test_stage_config_is_the_run_with_the_stage_overrides():
     stage = pretrain_config(cfg)
     assert stage.data.height == 32 and stage.data.transform.height == 32  # interpolations follow
     assert stage.data.synth.render.curve_prob == 0 and stage.head.blank_prior == 0.875
-    assert stage.trainer.budget_minutes == 3 and stage.pretrain is None
+    assert stage.trainer.budget_minutes == 10 and stage.pretrain is None
     assert cfg.data.height == 96 and cfg.trainer.budget_minutes is None  # the run's own untouched
     assert stage.name == "resnet2d_ace_quick_pretrain"
     assert pretrain_config(config("pretrain=null")) is None
