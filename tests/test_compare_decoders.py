@@ -27,3 +27,13 @@ def test_a_head_with_one_decoding_is_refused(tiny_config, tmp_path):
     Trainer(tiny_config("trainer.max_steps=1", experiment="crnn_attn"), tmp_path).fit()
     with pytest.raises(SystemExit, match="has one decoding"):
         load_script("compare_decoders").compare(str(tmp_path / "last.ckpt"), None, 4)
+
+
+def test_overrides_change_the_set_and_misspelt_keys_are_refused(tiny_config, tmp_path):
+    Trainer(tiny_config("trainer.max_steps=1"), tmp_path).fit()
+    script = load_script("compare_decoders")
+    ckpt = str(tmp_path / "last.ckpt")
+    rows = script.compare(ckpt, ["mass"], None, ["data.val_synth_size=3"])
+    assert [r["samples"] for r in rows] == [3]
+    with pytest.raises(Exception, match="val_synth_sise"):
+        script.compare(ckpt, ["mass"], None, ["data.val_synth_sise=3"])
