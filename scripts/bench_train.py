@@ -11,9 +11,13 @@ One Markdown table, to paste into docs/RESULTS.md; run it on a machine with noth
 ``--sweep`` instead runs the bench once per lever against two cores shared by torch's threads
 and the rendering workers (a fresh process each: OpenMP and malloc read their environment at
 start) and prints one row per lever, each full figure also against the bound as configured.
+``--variant NAME=OVERRIDES`` (repeatable) does the same for settings of the run itself (model,
+memory format, data), each variant's overrides after the common ones, compared with the first.
 
     python scripts/bench_train.py experiment=crnn_ace_quick [--steps 100] [overrides ...]
     python scripts/bench_train.py experiment=cpu_synth --sweep
+    python scripts/bench_train.py experiment=resnet2d_ace_quick \
+        --variant "nchw=trainer.channels_last=false" --variant "nhwc=trainer.channels_last=true"
     OMP_WAIT_POLICY=passive python scripts/bench_train.py experiment=cpu_synth --worker-nice 19
 """
 
@@ -156,10 +160,15 @@ def table_rows(text: str) -> dict[str, str]:
     return rows
 
 
-def sweep(overrides: list[str], steps: int, warmup: int) -> None:
-    """One fresh process per lever; a table of their figures."""
+def sweep(
+    overrides: list[str],
+    steps: int,
+    warmup: int,
+    levers: list[tuple[str, dict[str, str], list[str]]] | None = None,
+) -> None:
+    """One fresh process per lever (LEVERS unless given); a table of their figures."""
     results = []
-    for name, env, extra in LEVERS:
+    for name, env, extra in LEVERS if levers is None else levers:
         command = [sys.executable, __file__, *overrides, *extra]
         command += ["--steps", str(steps), "--warmup", str(warmup), "--render-num", "0"]
         done = subprocess.run(
@@ -190,9 +199,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker-nice", type=int, default=None, help="lever: os.nice in workers")
     parser.add_argument("--prefetch", type=int, default=None, help="lever: prefetch factor")
     parser.add_argument("--sweep", action="store_true", help="one run per lever (LEVERS)")
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME=OVERRIDES",
+        help="one run per variant: its space-separated overrides after the common ones",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be positive and --warmup not negative")
+    if args.sweep and args.variant:
+        parser.error("--sweep and --variant each compare runs; give one of them")
+    if args.variant:
+        variants = [v.partition("=") for v in args.variant]
+        bad = [
+            v for v, (name, eq, _) in zip(args.variant, variants, strict=True) if not (name and eq)
+        ]
+        if bad:
+            parser.error(f"--variant wants NAME=OVERRIDES, not {bad}")
+        levers = [(name, {}, rest.split()) for name, _, rest in variants]
+        sweep(args.overrides, args.steps, args.warmup, levers)
+        return
     if args.sweep:
         sweep(args.overrides, args.steps, args.warmup)
         return

@@ -43,3 +43,23 @@ def test_sweep_runs_each_lever_in_its_own_process(capsys):
         assert abs(float(ratio) - float(full) / float(model)) < 0.01
         assert abs(float(against_bound) - float(full) / bound) < 0.01
     assert lines[4].startswith("machine: ")
+
+
+def test_variants_compare_run_settings_side_by_side(capsys):
+    """Catches a variant whose overrides never reach its run (a misspelt key must fail it, by
+    name) or a malformed variant that runs instead of being refused."""
+    import pytest
+
+    bench = load_script("bench_train")
+    bench.main(
+        [*ARGS, "--variant", "h8=model.backbone.lstm_hidden=8", "--variant", "b2=data.batch_size=2"]
+    )
+    lines = capsys.readouterr().out.splitlines()
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in lines[2:4]]
+    assert [r[0] for r in rows] == ["h8", "b2"]
+    assert all(float(r[1]) > 0 and float(r[2]) > 0 for r in rows)
+    with pytest.raises(RuntimeError, match="^typo: "):
+        bench.main([*ARGS, "--variant", "typo=model.backbone.lstm_hiden=8"])
+    for bad in (["--variant", "no-equals-sign"], ["--sweep", "--variant", "b2=data.batch_size=2"]):
+        with pytest.raises(SystemExit):
+            bench.main([*ARGS, *bad])

@@ -112,6 +112,22 @@ def test_stage_channels_replace_the_width():
         ResNetFCN(depth=18, kernel_sizes=[3, 5, 3])
 
 
+def test_strided_stem_keeps_the_12x13_map_and_its_field():
+    """stem_stride=2 without the max-pool: the same stride 8 and map, nothing at 96x100 after
+    conv1; a stride the network cannot take is refused."""
+    paper = ResNetFCN(depth=18, in_channels=1, channels=[4, 8, 8])
+    strided = ResNetFCN(depth=18, in_channels=1, channels=[4, 8, 8], stem_stride=2, max_pool=False)
+    assert strided.conv1.stride == (2, 2) and isinstance(strided.maxpool, torch.nn.Identity)
+    assert strided.stride == paper.stride == 8
+    for size in ((96, 100), (32, 100), (37, 61)):
+        features = strided(torch.randn(1, 1, *size))
+        assert features.shape[1:3] == strided.map_size(*size) == paper.map_size(*size)
+    assert strided.receptive_field() == paper.receptive_field() - 2  # conv1 then pool: 3 + 2
+    assert ResNetFCN(depth=18, in_channels=1, stem_stride=2).map_size(96, 100) == (6, 7)
+    with pytest.raises(ValueError, match="stem_stride"):
+        ResNetFCN(depth=18, stem_stride=4)
+
+
 def test_12x13_map_reads_column_by_column():
     logits = torch.full((1, 12, 13, 5), -10.0)
     logits[..., 0] = 10.0  # blank everywhere ...
@@ -304,3 +320,14 @@ def test_collapse_height_leaves_1d_frames_alone():
     assert torch.equal(head(frames), head.classifier(frames))
     cells = torch.randn(3, 4, 7, 8)
     torch.testing.assert_close(head(cells), head.classifier(cells).mean(dim=1))
+
+
+def test_nhwc_is_kept_off_where_its_cpu_backward_crashed(caplog):
+    """A 4-channel FCN (the tests' tiny model) in NHWC crashed the process in backward on the
+    CPU: the trainer keeps such a model in NCHW and says so; the recipes' 16+ channels keep NHWC."""
+    from ace_str.engine.trainer import nhwc_trains_safely
+
+    cpu = torch.device("cpu")
+    assert not nhwc_trains_safely(ResNetFCN(depth=18, in_channels=3, width=0.0625), cpu)
+    assert "channels_last ignored" in caplog.text
+    assert nhwc_trains_safely(ResNetFCN(depth=18, in_channels=3, width=0.25), cpu)
