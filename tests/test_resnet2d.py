@@ -128,6 +128,42 @@ def test_strided_stem_keeps_the_12x13_map_and_its_field():
         ResNetFCN(depth=18, stem_stride=4)
 
 
+def test_map_context_starts_as_the_identity_then_joins_far_cells():
+    """context_layers: the FCN's map unchanged at initialisation (the same weights without the
+    context give the same features, 12x13 and the stage's 4x13); once its branches are nonzero,
+    a cell's output depends on a cell far outside its field, and the learned row and column
+    embeddings tell identical cells apart. Sizes and heads it cannot take are refused."""
+    torch.manual_seed(0)
+    kwargs = dict(depth=18, in_channels=1, channels=[4, 8, 16], stem_stride=2, max_pool=False)
+    with_context = ResNetFCN(**kwargs, context_layers=1, context_heads=2).eval()
+    plain = ResNetFCN(**kwargs).eval()
+    state = {k: v for k, v in with_context.state_dict().items() if not k.startswith("context.")}
+    plain.load_state_dict(state)
+    for size in ((96, 100), (32, 100)):
+        images = torch.randn(2, 1, *size)
+        assert torch.equal(with_context(images), plain(images))
+
+    context = with_context.context
+    for layer in context.layers:
+        torch.nn.init.normal_(layer.self_attn.out_proj.weight, std=0.5)
+    features = torch.randn(1, 12, 13, 16)
+    moved = features.clone()
+    moved[0, 11, 12] = torch.randn(16)  # the far corner (a shift alone, LayerNorm removes)
+    with torch.no_grad():
+        assert not torch.allclose(context(features)[0, 0, 0], context(moved)[0, 0, 0])
+        torch.nn.init.normal_(context.rows)
+        torch.nn.init.normal_(context.cols)
+        same = context(torch.ones(1, 12, 13, 16))
+    assert not torch.allclose(same[0, 0, 0], same[0, 5, 7])
+
+    with pytest.raises(ValueError, match="max_size"):
+        context(torch.randn(1, 65, 2, 16))
+    with pytest.raises(ValueError, match="heads"):
+        ResNetFCN(**kwargs, context_layers=1, context_heads=3)
+    with pytest.raises(ValueError, match="context_layers"):
+        ResNetFCN(**kwargs, context_layers=-1)
+
+
 def test_12x13_map_reads_column_by_column():
     logits = torch.full((1, 12, 13, 5), -10.0)
     logits[..., 0] = 10.0  # blank everywhere ...

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
+from ace_str.models.backbones.map_context import MapContext
+
 # Blocks per stage of torchvision's resnet18/34/50/101/152 (layer4 is dropped).
 ARCHITECTURES: dict[int, tuple[type[nn.Module], tuple[int, int, int]]] = {
     18: (BasicBlock, (2, 2, 2)),
@@ -48,6 +50,9 @@ class ResNetFCN(ResNet):
     ``max_pool=False`` the map stays 12x13 while nothing runs at 96x100 but conv1 itself: on the
     2-core CPU a canvas step of the quick recipe took 0.169 s against 0.221 (both NHWC; Table 2 of
     docs/REPRODUCING.md).
+    ``context_layers`` (0 in the paper) adds Transformer encoder layers over the map's cells
+    (``MapContext``, ``context_heads`` heads), the identity at initialisation: the 2D form of
+    the 1D recipe's residual BiLSTM, so cells can settle which of them reports a letter.
     Subclassing torchvision's ResNet reuses its ``_make_layer``; its ``__init__`` is skipped
     because it builds layer4 and fc at fixed width.
     """
@@ -63,6 +68,8 @@ class ResNetFCN(ResNet):
         channels: Sequence[int] | None = None,
         kernel_sizes: Sequence[int] = (3, 3, 3),
         stem_stride: int = 1,
+        context_layers: int = 0,
+        context_heads: int = 4,
     ) -> None:
         if depth not in ARCHITECTURES:
             raise ValueError(f"ResNet depth must be one of {sorted(ARCHITECTURES)}, not {depth}")
@@ -103,6 +110,11 @@ class ResNetFCN(ResNet):
         self.out_features = planes[2] * block.expansion
         self.stride = 4 * stem_stride * (2 if max_pool else 1)
         self._init_weights(zero_init_residual)
+        if context_layers < 0:
+            raise ValueError(f"context_layers must be 0 or more, not {context_layers}")
+        self.context = (
+            MapContext(self.out_features, context_layers, context_heads) if context_layers else None
+        )
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         """torchvision's ResNet initialisation."""
@@ -145,7 +157,8 @@ class ResNetFCN(ResNet):
     def forward(self, images: Tensor) -> Tensor:
         x = self.relu(self.bn1(self.conv1(images)))
         x = self.layer3(self.layer2(self.layer1(self.maxpool(x))))
-        return x.permute(0, 2, 3, 1)  # (B, H, W, D)
+        x = x.permute(0, 2, 3, 1)  # (B, H, W, D)
+        return x if self.context is None else self.context(x)
 
 
 def _pointwise(layer: nn.Sequential) -> None:
