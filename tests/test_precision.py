@@ -35,7 +35,7 @@ def test_a_bfloat16_cpu_run_trains_float32_weights(tmp_path, tiny_config, caplog
     assert trainer.precision.dtype == torch.bfloat16
     assert "bfloat16 autocast on cpu" in caplog.text
     trainer.fit()
-    assert trainer.step == 3
+    assert trainer.step == 3 and trainer.nonfinite_total == 0
     assert all(p.dtype == torch.float32 for p in trainer.model.parameters())
     state = torch.load(tmp_path / "last.ckpt", weights_only=True)["model"]
     assert all(v.dtype != torch.bfloat16 for v in state.values())
