@@ -15,8 +15,9 @@ two frames hold at 0.5 each does not. 1D checkpoints (CRNN frames) read the same
     python scripts/map_stats.py --checkpoint outputs/resnet2d_ace_quick/<run>/last.ckpt
     python scripts/map_stats.py --checkpoint <run>/best.ckpt --data ../shared/data/benchmarks/IIIT5K
 
-``--data`` reads a labelled folder or LMDB through the checkpoint's own transform instead of
-its validation set (real crops against the synthetic ones it validated on).
+``--data`` reads a labelled folder or LMDB instead of its validation set (real crops against the
+synthetic ones it validated on), through the transform evaluate.py gives real crops (a 2D
+canvas: the run's ``data.inference_max_text_height``, or ``--max-text-height``).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import torch
 
 from ace_str.build.data import build_val_datasets
 from ace_str.build.models import load_model
-from ace_str.build.transform import build_transform
+from ace_str.build.transform import inference_transform
 from ace_str.data.folder import open_dataset
 
 SURE = 0.9  # a cell holding a character above this is saturated: a logit shift barely moves it
@@ -56,6 +57,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", required=True, help="a .ckpt written by train.py")
     parser.add_argument("--samples", type=int, default=100, help="validation images to read")
     parser.add_argument("--data", help="a labelled folder or LMDB instead of the validation set")
+    parser.add_argument(
+        "--max-text-height", type=int, help="with --data, a 2D canvas: cap the text's height"
+    )
     args = parser.parse_args(argv)
     model, charset, cfg = load_model(args.checkpoint, torch.device("cpu"))
     if args.data:
@@ -64,7 +68,7 @@ def main(argv: list[str] | None = None) -> None:
             args.data,
             charset,
             max_label_length=cfg.data.max_label_length,
-            transform=build_transform(cfg),
+            transform=inference_transform(cfg, args.max_text_height),
             filter_labels=False,
         )
     else:

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from ace_str.build.loaders import eval_loader
 from ace_str.build.models import load_model
-from ace_str.build.transform import build_transform
+from ace_str.build.transform import inference_transform
 from ace_str.data.charset import Charset
 from ace_str.data.folder import open_dataset
 from ace_str.models.decoding import BLANK, ace_mass_decode, flatten_2d
@@ -100,7 +100,7 @@ def analyse(
     batch_size: int = 128,
 ) -> dict:
     model, charset, cfg = load_model(checkpoint, torch.device("cpu"))
-    dataset = open_dataset(data, charset, transform=build_transform(cfg), filter_labels=False)
+    dataset = open_dataset(data, charset, transform=inference_transform(cfg), filter_labels=False)
     is_ace = isinstance(model.head, ACEHead)
     order = getattr(model.head, "read_order", "column")
     kept: list[tuple[list[str], Tensor]] = []

@@ -21,7 +21,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from ace_str.build.models import load_model, resolve_device
-from ace_str.build.transform import build_transform
+from ace_str.build.transform import build_transform, inference_transform
 from ace_str.data.synth import RenderConfig, render_word
 from ace_str.viz.maps import save_map_picture
 
@@ -36,6 +36,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sheet", help="also write every picture stacked into this PNG")
     parser.add_argument("--out", default="maps", help="folder for the PNG pictures")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
+    parser.add_argument(
+        "--max-text-height", type=int, help="--images: cap the text's height (evaluate.py's)"
+    )
     args = parser.parse_args(argv)
     if not args.images and not args.words:
         parser.error("give --images or --words")
@@ -43,15 +46,16 @@ def main(argv: list[str] | None = None) -> None:
 
     device = resolve_device(args.device)
     model, charset, cfg = load_model(args.checkpoint, device)
-    transform = build_transform(cfg)
+    # real crops as evaluate.py reads them, rendered words as the run trained on them
+    real, rendered = inference_transform(cfg, args.max_text_height), build_transform(cfg)
     out = Path(args.out)
-    inputs = [(Path(name).stem, name, read_image(name)) for name in args.images]
+    inputs = [(Path(name).stem, name, read_image(name), real) for name in args.images]
     inputs += [
-        (word, f"rendered {word!r}", render_curved(word, seed))
+        (word, f"rendered {word!r}", render_curved(word, seed), rendered)
         for seed, word in enumerate(args.words)
     ]
     paths = []
-    for index, (stem, name, image) in enumerate(inputs):
+    for index, (stem, name, image, transform) in enumerate(inputs):
         # Index prefix: two inputs with the same stem in different folders stay apart.
         path = save_map_picture(
             model, charset, image, transform, out / f"{index:03d}_{stem}_map.png"

@@ -20,6 +20,8 @@ from ace_str.data.charset import Charset
 from ace_str.data.normalize2d import CanvasNormalize, canvas_scale
 from ace_str.data.synth import RenderConfig, render_word
 from ace_str.engine.trainer import Trainer
+from ace_str.evaluation.reader import prepare_reading
+from ace_str.evaluation.run import evaluate_checkpoint, prepare_evaluation
 from ace_str.models.backbones.resnet_fcn import ResNetFCN
 from ace_str.models.decoding import ace_greedy_decode
 from ace_str.viz.maps import input_map_figure, save_map_picture
@@ -185,6 +187,26 @@ def test_canvas_fits_keeping_aspect_ratio_and_centres():
     assert torch.all(stretched == 1.0)
 
 
+def test_text_height_cap_shrinks_only_tall_text():
+    capped = CanvasNormalize(height=96, width=100, channels=1, max_text_height=40)
+    # 50x40 would fit at 100x80; the cap keeps it 40 rows high (50 columns), centred
+    assert capped.content_box(50, 40, None) == (25, 28, 50, 40)
+    # a long word (100x25 fitted) is under the cap: placed exactly as without it
+    assert capped.content_box(200, 50, None) == CanvasNormalize(channels=1).content_box(
+        200, 50, None
+    )
+    canvas = capped(Image.new("L", (50, 40), 255))
+    assert torch.all(canvas[:, 28:68, 25:75] == 1.0)
+    assert canvas.abs().sum() == 40 * 50  # nothing outside the box
+    # with a counter the cap still bounds the height
+    assert canvas_scale(30, 60, (96, 100), 1, 48.0, max_text_height=40) == pytest.approx(40 / 60)
+    # without keep_ratio nothing is capped: the image fills the canvas
+    stretched = CanvasNormalize(channels=1, keep_ratio=False, max_text_height=40)
+    assert stretched.content_box(50, 40, None) == (0, 0, 100, 96)
+    with pytest.raises(ValueError, match="max_text_height"):
+        CanvasNormalize(channels=1, max_text_height=0)
+
+
 def test_counter_scale_gives_each_character_char_size():
     # 200x40 with 10 characters: 800 px^2 each, so 24 px per character side means 24/sqrt(800)
     assert canvas_scale(200, 40, (96, 100), 10, 24.0) == pytest.approx(0.5)  # fit wins
@@ -220,10 +242,12 @@ def test_counter_experiment_trains_and_drives_the_normaliser(tmp_path):
 def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
     cfg = compose_config(
         "train",
-        ["experiment=resnet2d_ace_quick", *TINY_2D, "data.val_synth_size=4", "trainer.val_every=2"],
+        ["experiment=resnet2d_ace_quick", *TINY_2D, "data.val_synth_size=4", "trainer.val_every=2"]
+        + ["data.inference_max_text_height=44"],
     )
     metrics = Trainer(cfg, tmp_path).fit()
     assert 0.0 <= metrics["synth_val/word_accuracy"] <= 1.0
+    assert build_transform(cfg).max_text_height is None  # training and validation: uncapped
     show_2d = load_script("show_2d")
     word = tmp_path / "word.png"
     render_word("curve", FONT, random.Random(1), RenderConfig(curve_prob=1.0)).save(word)
@@ -255,6 +279,32 @@ def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
     # labels as the model reads them: "ab", "cd" (case-folded, punctuation dropped)
     assert re.search(r"label_length\s+mean 2\.0000", printed), printed
     assert "mass_in_sure_cells" in printed
+    # evaluate.py reads real crops at the run's inference cap (training: none), or at another
+    # one given: its own tables
+    plain = [f"checkpoint={tmp_path / 'last.ckpt'}", f"data.root={tmp_path}"]
+    assert prepare_evaluation(compose_config("evaluate", plain)).transform.max_text_height == 44
+    cfg = compose_config(
+        "evaluate",
+        [f"checkpoint={tmp_path / 'last.ckpt'}", f"data.root={tmp_path}", "max_text_height=40"]
+        + ["data.num_workers=0", "benchmarks=[crops]", f"output_dir={tmp_path / 'eval'}"],
+    )
+    assert prepare_evaluation(cfg).transform.max_text_height == 40
+    rows = evaluate_checkpoint(cfg)
+    assert rows["crops"]["samples"] == 2
+    assert (tmp_path / "eval" / f"eval_last_{tmp_path.name}_standard_cap40.md").is_file()
+    read = compose_config(
+        "read", [f"checkpoint={tmp_path / 'last.ckpt'}", f"images={word}", "max_text_height=32"]
+    )
+    assert prepare_reading(read).transform.max_text_height == 32
+
+
+def test_text_height_cap_is_refused_for_a_1d_model(tiny_config, tmp_path):
+    Trainer(tiny_config("trainer.max_steps=1"), tmp_path).fit()
+    cfg = compose_config(
+        "evaluate", [f"checkpoint={tmp_path / 'last.ckpt'}", "data.root=x", "max_text_height=40"]
+    )
+    with pytest.raises(ValueError, match="max_text_height=40: .*not a 2D canvas"):
+        prepare_evaluation(cfg)
 
 
 def test_map_stats_tells_a_spread_map_from_a_localised_one():
@@ -367,3 +417,37 @@ def test_nhwc_is_kept_off_where_its_cpu_backward_crashed(caplog):
     assert not nhwc_trains_safely(ResNetFCN(depth=18, in_channels=3, width=0.0625), cpu)
     assert "channels_last ignored" in caplog.text
     assert nhwc_trains_safely(ResNetFCN(depth=18, in_channels=3, width=0.25), cpu)
+
+
+def test_canvas_heights_bins_readings_by_fitted_height(tmp_path):
+    heights = load_script("canvas_heights")
+    assert [heights.height_bin(h) for h in (10, 24, 40, 63.9, 96)] == [
+        "<24",
+        "24-32",
+        "32-48",
+        "48-64",
+        ">=64",
+    ]
+    images = tmp_path / "set" / "images"
+    images.mkdir(parents=True)
+    Image.new("L", (200, 40)).save(images / "long.png")  # fitted 100x20
+    Image.new("L", (60, 40)).save(images / "short.png")  # fitted 100x67
+    runs = []
+    for name, right in (("a", "10"), ("b", "11")):
+        path = tmp_path / f"{name}.tsv"
+        path.write_text(
+            "path_or_index\ttruth\tprediction\tconfidence\tcorrect\n"
+            f'images/long.png\tab"c\tabc\t0.9\t{right[0]}\n'
+            f"images/short.png\tab\tab\t0.9\t{right[1]}\n",
+            encoding="utf-8",
+        )
+        runs.append(path)
+    table = heights.table(tmp_path / "set", runs, ["a", "b"])
+    assert "| <24 | 1 | 100.00 | 100.00 |" in table
+    assert "| >=64 | 1 | 0.00 | 100.00 |" in table
+    assert "| all | 2 | 50.00 | 100.00 |" in table
+    with pytest.raises(FileNotFoundError, match="missing.png"):
+        runs[0].write_text(
+            "path_or_index\ttruth\tprediction\tconfidence\tcorrect\nimages/missing.png\ta\ta\t1\t1\n"
+        )
+        heights.table(tmp_path / "set", runs[:1], ["a"])

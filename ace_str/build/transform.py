@@ -17,10 +17,11 @@ from typing import Any
 
 import torch
 from hydra.utils import instantiate
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 from PIL import Image
 
 from ace_str.build.models import load_model
+from ace_str.data.normalize2d import CanvasNormalize
 from ace_str.models.heads.count import CountHead
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,28 @@ def build_transform(cfg: DictConfig) -> Callable[[Any], Any]:
     if checkpoint is not None:
         node["counter"] = CheckpointCounter(checkpoint)
     return instantiate(node)
+
+
+def inference_transform(train_cfg: DictConfig, max_text_height: int | None = None) -> Callable:
+    """The transform evaluate.py and read.py put real crops through: the run's own, except a 2D
+    canvas's text-height cap, which is ``max_text_height`` when given, else the run's
+    ``data.inference_max_text_height`` (chosen on real training crops: REPRODUCING.md, Table 2),
+    else the training cap. The cap that suits tight real crops need not be the one the
+    synthetic words trained under."""
+    cap = max_text_height
+    if cap is None:
+        cap = train_cfg.data.get("inference_max_text_height")
+    if cap is None:
+        return build_transform(train_cfg)
+    if not isinstance(plain := build_transform(train_cfg), CanvasNormalize):
+        raise ValueError(
+            f"max_text_height={cap}: the checkpoint's input transform "
+            f"({type(plain).__name__}) is not a 2D canvas"
+        )
+    cfg = train_cfg.copy()
+    with open_dict(cfg):
+        cfg.data.transform.max_text_height = cap
+    return build_transform(cfg)
 
 
 class CharCounter:

@@ -7,6 +7,10 @@ training.
 With a character counter the scale instead gives each character about ``char_size`` pixels of
 side, ``sqrt(area / count)`` in the original, capped so the image still fits. Either way the
 image is centred on a blank canvas of 0, the normalised mid-grey (as ResizeNormalize pads).
+
+``max_text_height`` (with ``keep_ratio``) caps the image's height on the canvas without a
+counter: a short word fitted to a 96-pixel-high canvas has letters three times the height the
+map's cells see, and real short words read least of all there (REPRODUCING.md, Table 2).
 """
 
 from __future__ import annotations
@@ -21,14 +25,22 @@ from ace_str.data.transforms import ResizeNormalize, to_8bit
 
 
 def canvas_scale(
-    width: int, height: int, canvas: tuple[int, int], count: int | None, char_size: float
+    width: int,
+    height: int,
+    canvas: tuple[int, int],
+    count: int | None,
+    char_size: float,
+    max_text_height: int | None = None,
 ) -> float:
     """Resize factor for a ``width`` x ``height`` image on a (height, width) ``canvas``.
 
-    ``count`` None: the largest factor that fits. Otherwise the factor giving each of ``count``
-    characters an area of ``char_size**2``, never larger than the fitting one.
+    ``count`` None: the largest factor that fits, and that leaves the image at most
+    ``max_text_height`` pixels high. Otherwise the factor giving each of ``count`` characters an
+    area of ``char_size**2``, never larger than the fitting one.
     """
     fit = min(canvas[1] / width, canvas[0] / height)
+    if max_text_height is not None:
+        fit = min(fit, max_text_height / height)
     if count is None:
         return fit
     per_char = math.sqrt(width * height / max(1, count))
@@ -53,20 +65,24 @@ class CanvasNormalize(ResizeNormalize):
         char_size: float = 24.0,
         interpolation: str = "bilinear",
         max_stretch: float = 1.0,
+        max_text_height: int | None = None,
     ) -> None:
         if max_stretch != 1.0:  # the canvas sizes text by its character count, not by a factor
             raise ValueError(f"CanvasNormalize takes no max_stretch (got {max_stretch})")
         super().__init__(height, width, channels, keep_ratio, interpolation)
         if char_size <= 0:
             raise ValueError(f"char_size must be positive, got {char_size}")
+        if max_text_height is not None and max_text_height <= 0:
+            raise ValueError(f"max_text_height must be positive or None, got {max_text_height}")
         self.counter = counter
         self.char_size = char_size
+        self.max_text_height = max_text_height
 
     def __repr__(self) -> str:
         return (
             f"CanvasNormalize(height={self.height}, width={self.width}, channels={self.channels}, "
             f"keep_ratio={self.keep_ratio}, counter={self.counter!r}, "
-            f"char_size={self.char_size})"
+            f"char_size={self.char_size}, max_text_height={self.max_text_height})"
         )
 
     def count(self, image: Image.Image) -> int | None:
@@ -79,7 +95,9 @@ class CanvasNormalize(ResizeNormalize):
         """(left, top, width, height) of the resized image on the canvas."""
         if not self.keep_ratio:
             return 0, 0, self.width, self.height
-        scale = canvas_scale(width, height, (self.height, self.width), count, self.char_size)
+        scale = canvas_scale(
+            width, height, (self.height, self.width), count, self.char_size, self.max_text_height
+        )
         w = min(self.width, max(1, round(width * scale)))
         h = min(self.height, max(1, round(height * scale)))
         return (self.width - w) // 2, (self.height - h) // 2, w, h

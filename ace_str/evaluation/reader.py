@@ -24,7 +24,7 @@ from ace_str.build.models import (
     resolve_device,
     set_threads,
 )
-from ace_str.build.transform import build_transform
+from ace_str.build.transform import inference_transform
 from ace_str.data.charset import Charset
 from ace_str.data.collate import Batch, Collator, unusable
 from ace_str.data.lmdb import IMAGE_ERRORS, decode_image
@@ -187,7 +187,9 @@ def prepare_reading(cfg: DictConfig) -> ReadSetup:
     attach_language_model(model, charset, cfg.get("lm"))
     sources = OmegaConf.to_object(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images
     paths = list_images(sources)
-    return ReadSetup(model, charset, build_transform(train_cfg), paths, device)
+    return ReadSetup(
+        model, charset, inference_transform(train_cfg, cfg.get("max_text_height")), paths, device
+    )
 
 
 def read_with_checkpoint(cfg: DictConfig, prepared: ReadSetup | None = None) -> list[ReadResult]:

@@ -19,7 +19,7 @@ from ace_str.build.models import (
     resolve_device,
     set_threads,
 )
-from ace_str.build.transform import build_transform
+from ace_str.build.transform import inference_transform
 from ace_str.data.charset import Charset
 from ace_str.data.folder import LABELS_FILE, open_dataset
 from ace_str.evaluation.benchmarks import FoundSet, find_benchmarks
@@ -132,6 +132,7 @@ def prepare_evaluation(cfg: DictConfig) -> EvalSetup:
     device = resolve_device(cfg.device)
     weights = cfg.get("weights") or "averaged"
     model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"), weights)
+    transform = inference_transform(train_cfg, cfg.get("max_text_height"))
     attach_language_model(model, charset, cfg.get("lm"))
     if not any(normalize_text(symbol, cfg.protocol) for symbol in charset.symbols):
         # e.g. a Chinese charset under the standard protocol: every text would compare as ""
@@ -148,7 +149,7 @@ def prepare_evaluation(cfg: DictConfig) -> EvalSetup:
         raise FileNotFoundError(
             f"no benchmark matching benchmarks={cfg.benchmarks} under {cfg.data.root}"
         )
-    return EvalSetup(model, charset, build_transform(train_cfg), found_sets, device)
+    return EvalSetup(model, charset, transform, found_sets, device)
 
 
 def evaluate_checkpoint(
@@ -163,6 +164,8 @@ def evaluate_checkpoint(
         stem = stem.with_name(f"{stem.name}_{decoder}")
     if cfg.get("weights") == "raw":
         stem = stem.with_name(f"{stem.name}_raw")
+    if cfg.get("max_text_height") is not None:
+        stem = stem.with_name(f"{stem.name}_cap{cfg.max_text_height}")
     stem = stem.with_name(stem.name + language_model_suffix(cfg.get("lm")))
     per_set = stem.parent / f"{stem.name}_sets"
     rows: dict[str, dict[str, float]] = {}
@@ -181,6 +184,9 @@ def evaluate_checkpoint(
     rows = add_means(rows)
     table = markdown_table(rows)
     decoding = f", {decoder} decoding" if decoder else ""
+    cap = getattr(ev.transform, "max_text_height", None)
+    if cap is not None:
+        decoding += f", text at most {cap} px high"
     if language_model_suffix(cfg.get("lm")):
         decoding += f", language model weight {cfg.lm.weight:g} bonus {cfg.lm.length_bonus:g}"
     print(f"\n{Path(cfg.checkpoint)} ({cfg.protocol} protocol{decoding})\n\n{table}\n")
