@@ -185,7 +185,7 @@ def evaluate_checkpoint(
     table = markdown_table(rows)
     decoding = f", {decoder} decoding" if decoder else ""
     cap = getattr(ev.transform, "max_text_height", None)
-    if cap is not None:
+    if cap is not None and ev.transform.keep_ratio:  # a stretched canvas ignores the cap
         decoding += f", text at most {cap} px high"
     if language_model_suffix(cfg.get("lm")):
         decoding += f", language model weight {cfg.lm.weight:g} bonus {cfg.lm.length_bonus:g}"
