@@ -98,9 +98,11 @@ def analyse(
     thresholds: Sequence[float],
     blank_shifts: Sequence[float],
     batch_size: int = 128,
+    max_text_height: int | None = None,
 ) -> dict:
     model, charset, cfg = load_model(checkpoint, torch.device("cpu"))
-    dataset = open_dataset(data, charset, transform=inference_transform(cfg), filter_labels=False)
+    transform = inference_transform(cfg, max_text_height)
+    dataset = open_dataset(data, charset, transform=transform, filter_labels=False)
     is_ace = isinstance(model.head, ACEHead)
     order = getattr(model.head, "read_order", "column")
     kept: list[tuple[list[str], Tensor]] = []
@@ -194,10 +196,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--thresholds", nargs="+", type=float, default=[0.3, 0.4, 0.5])
     parser.add_argument("--blank-shifts", nargs="+", type=float, default=[0.5, 1.0])
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--max-text-height",
+        type=int,
+        default=None,
+        help="2D checkpoints: cap the text's height on the canvas (default: the run's own)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     results = {
-        c: analyse(c, args.data, args.thresholds, args.blank_shifts) for c in args.checkpoints
+        c: analyse(
+            c, args.data, args.thresholds, args.blank_shifts, max_text_height=args.max_text_height
+        )
+        for c in args.checkpoints
     }
     print(report(results))
 

@@ -166,6 +166,38 @@ def test_map_context_starts_as_the_identity_then_joins_far_cells():
         ResNetFCN(**kwargs, context_layers=-1)
 
 
+def test_row_context_starts_as_the_identity_then_joins_a_row_only():
+    """row_context: the FCN's map unchanged at initialisation; once the projection is nonzero a
+    cell hears the far end of its own row and nothing of another row, and the gradient reaches
+    the BiLSTM through it. A negative size is refused."""
+    torch.manual_seed(0)
+    kwargs = dict(depth=18, in_channels=1, channels=[4, 8, 16], stem_stride=2, max_pool=False)
+    with_rows = ResNetFCN(**kwargs, row_context=6).eval()
+    plain = ResNetFCN(**kwargs).eval()
+    plain.load_state_dict(
+        {k: v for k, v in with_rows.state_dict().items() if not k.startswith("row_context.")}
+    )
+    for size in ((96, 100), (32, 100)):
+        images = torch.randn(2, 1, *size)
+        assert torch.equal(with_rows(images), plain(images))
+
+    rows = with_rows.row_context
+    torch.nn.init.normal_(rows.out.weight)
+    features = torch.randn(1, 12, 13, 16)
+    moved = features.clone()
+    moved[0, 3, 12] = torch.randn(16)  # the far end of row 3
+    with torch.no_grad():
+        before, after = rows(features), rows(moved)
+    assert not torch.allclose(before[0, 3, 0], after[0, 3, 0])
+    assert torch.equal(before[0, 4], after[0, 4])  # another row hears nothing
+
+    features.requires_grad_(True)
+    rows(features).sum().backward()
+    assert rows.rnn.weight_ih_l0.grad is not None and rows.rnn.weight_ih_l0.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="row_context"):
+        ResNetFCN(**kwargs, row_context=-1)
+
+
 def test_12x13_map_reads_column_by_column():
     logits = torch.full((1, 12, 13, 5), -10.0)
     logits[..., 0] = 10.0  # blank everywhere ...

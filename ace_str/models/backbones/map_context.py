@@ -5,7 +5,8 @@ must settle which of them reports a letter their fields share, which the 1D mode
 its BiLSTM. Here torch's Transformer encoder layers run over the H x W cells (learned row and
 column embeddings for where a cell is), and every branch that adds to the features starts at
 zero, so the map begins exactly as the convolutions give it (local, off ACE's plateau) and the
-context grows in as training finds it useful (docs/REPRODUCING.md, Table 2).
+context grows in as training finds it useful (docs/REPRODUCING.md, Table 2). `RowContext` is
+the narrower form: the BiLSTM itself, along each row of the map, in the text's direction.
 """
 
 from __future__ import annotations
@@ -64,3 +65,28 @@ class MapContext(nn.Module):
         for layer in self.layers:
             x = layer(x)
         return x.reshape(b, h, w, d)
+
+
+class RowContext(nn.Module):
+    """Features (B, H, W, D) -> (B, H, W, D): a residual BiLSTM along each row of the map.
+
+    The CRNN's residual BiLSTM, run over the W cells of every row: text that runs along the
+    rows (within the renderer's +-25 degrees) gets the 1D model's context along the word, where
+    the global Transformer of `MapContext` read no more (REPRODUCING.md, Table 2). The output
+    projection starts at zero, so the map begins as the convolutions give it.
+    """
+
+    def __init__(self, features: int, hidden: int) -> None:
+        super().__init__()
+        if hidden < 1:
+            raise ValueError(f"RowContext needs a positive hidden size, got {hidden}")
+        self.rnn = nn.LSTM(features, hidden, bidirectional=True, batch_first=True)
+        self.out = nn.Linear(2 * hidden, features)
+        nn.init.zeros_(self.out.weight)
+        nn.init.zeros_(self.out.bias)
+
+    def forward(self, features: Tensor) -> Tensor:
+        b, h, w, d = features.shape
+        rows = features.reshape(b * h, w, d)
+        context = self.out(self.rnn(rows)[0])
+        return features + context.reshape(b, h, w, d)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from torch import Tensor, nn
 from torchvision.models.resnet import BasicBlock, Bottleneck, ResNet
 
-from ace_str.models.backbones.map_context import MapContext
+from ace_str.models.backbones.map_context import MapContext, RowContext
 
 # Blocks per stage of torchvision's resnet18/34/50/101/152 (layer4 is dropped).
 ARCHITECTURES: dict[int, tuple[type[nn.Module], tuple[int, int, int]]] = {
@@ -53,6 +53,8 @@ class ResNetFCN(ResNet):
     ``context_layers`` (0 in the paper) adds Transformer encoder layers over the map's cells
     (``MapContext``, ``context_heads`` heads), the identity at initialisation: the 2D form of
     the 1D recipe's residual BiLSTM, so cells can settle which of them reports a letter.
+    ``row_context`` (0: off) is that BiLSTM's hidden size run along each row of the map
+    (``RowContext``), zero-initialised too.
     Subclassing torchvision's ResNet reuses its ``_make_layer``; its ``__init__`` is skipped
     because it builds layer4 and fc at fixed width.
     """
@@ -70,6 +72,7 @@ class ResNetFCN(ResNet):
         stem_stride: int = 1,
         context_layers: int = 0,
         context_heads: int = 4,
+        row_context: int = 0,
     ) -> None:
         if depth not in ARCHITECTURES:
             raise ValueError(f"ResNet depth must be one of {sorted(ARCHITECTURES)}, not {depth}")
@@ -115,6 +118,9 @@ class ResNetFCN(ResNet):
         self.context = (
             MapContext(self.out_features, context_layers, context_heads) if context_layers else None
         )
+        if row_context < 0:
+            raise ValueError(f"row_context must be 0 (off) or a hidden size, not {row_context}")
+        self.row_context = RowContext(self.out_features, row_context) if row_context else None
 
     def _init_weights(self, zero_init_residual: bool) -> None:
         """torchvision's ResNet initialisation."""
@@ -158,6 +164,8 @@ class ResNetFCN(ResNet):
         x = self.relu(self.bn1(self.conv1(images)))
         x = self.layer3(self.layer2(self.layer1(self.maxpool(x))))
         x = x.permute(0, 2, 3, 1)  # (B, H, W, D)
+        if self.row_context is not None:
+            x = self.row_context(x)
         return x if self.context is None else self.context(x)
 
 
