@@ -113,10 +113,13 @@ def test_blank_prior_is_the_recipes_blank_share(experiment):
 @pytest.mark.parametrize("experiment", ["resnet2d_ace_quick", "resnet2d_ace_cpu"])
 def test_2d_blank_prior_is_the_maps_blank_share(experiment):
     """In 2D, Eq. 10's blank share is 1 - mean |S| / (H x W): the cells of the map a 96 x 100
-    canvas gives and the renderer's mean word length (resnet2d_ace sets it for all three)."""
+    canvas gives and the renderer's mean word length (resnet2d_ace sets it for all three); the
+    warm start's the same on its 32x100 crops' map."""
     import random
 
     import torch
+
+    from ace_str.engine.pretrain import pretrain_config
 
     cfg = compose_config("train", [f"experiment={experiment}"])
     model = build_model(cfg, build_charset(cfg)).eval()
@@ -128,6 +131,12 @@ def test_2d_blank_prior_is_the_maps_blank_share(experiment):
     mean_length = sum(len(sampler.sample(rng)) for _ in range(4000)) / 4000
     assert abs(cfg.head.blank_prior - (1.0 - mean_length / (cells[0] * cells[1]))) < 0.005
     assert compose_config("train", ["experiment=resnet2d_ace"]).head.blank_prior == 0.96
+    stage = pretrain_config(cfg)  # the warm start's 32x100 crops: a 4-row map of the same words
+    crop = (stage.data.height, stage.data.width)
+    stage_cells = model.backbone.map_size(*crop)
+    assert stage_cells[0] == 4 and stage_cells[1] == cells[1]
+    stage_share = 1.0 - mean_length / (stage_cells[0] * stage_cells[1])
+    assert abs(stage.head.blank_prior - stage_share) < 0.01
 
 
 @pytest.mark.parametrize(

@@ -130,6 +130,30 @@ def test_strided_stem_keeps_the_12x13_map_and_its_field():
         ResNetFCN(depth=18, stem_stride=4)
 
 
+def test_last_stride_keeps_the_columns_of_layer2():
+    """last_stride=(2, 1): 12x25 from 96x100 (the CRNN's 25 frames), rows as before; the
+    weights' names are the paper layout's, and a stride the network cannot take is refused."""
+    base = ResNetFCN(depth=18, in_channels=1, channels=[4, 8, 8], stem_stride=2, max_pool=False)
+    wide = ResNetFCN(
+        depth=18,
+        in_channels=1,
+        channels=[4, 8, 8],
+        stem_stride=2,
+        max_pool=False,
+        last_stride=[2, 1],
+    )
+    assert wide.strides == (8, 4) and base.strides == (8, 8)
+    for size, expected in (((96, 100), (12, 25)), ((32, 100), (4, 25)), ((37, 61), (5, 16))):
+        features = wide(torch.randn(1, 1, *size))
+        assert features.shape[1:3] == wide.map_size(*size) == expected
+        assert wide.map_size(*size)[0] == base.map_size(*size)[0]
+    assert wide.layer3[0].conv1.stride == (2, 1) and wide.layer3[0].downsample[0].stride == (2, 1)
+    assert wide.state_dict().keys() == base.state_dict().keys()
+    for bad in ([2], [3, 1], [2, 0]):
+        with pytest.raises(ValueError, match="last_stride"):
+            ResNetFCN(depth=18, last_stride=bad)
+
+
 def test_map_context_starts_as_the_identity_then_joins_far_cells():
     """context_layers: the FCN's map unchanged at initialisation (the same weights without the
     context give the same features, 12x13 and the stage's 4x13); once its branches are nonzero,

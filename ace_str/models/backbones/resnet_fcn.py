@@ -55,6 +55,9 @@ class ResNetFCN(ResNet):
     the 1D recipe's residual BiLSTM, so cells can settle which of them reports a letter.
     ``row_context`` (0: off) is that BiLSTM's hidden size run along each row of the map
     (``RowContext``), zero-initialised too.
+    ``last_stride`` is layer3's stride as (rows, columns): the paper's (2, 2), or (2, 1), which
+    keeps layer2's columns, a 12x25 map from 96x100 (the CRNN's 25 frames across 100 px, where
+    12x13 gives a letter some 8 px of column; a CPU-scale departure from the paper's map).
     Subclassing torchvision's ResNet reuses its ``_make_layer``; its ``__init__`` is skipped
     because it builds layer4 and fc at fixed width.
     """
@@ -73,6 +76,7 @@ class ResNetFCN(ResNet):
         context_layers: int = 0,
         context_heads: int = 4,
         row_context: int = 0,
+        last_stride: Sequence[int] = (2, 2),
     ) -> None:
         if depth not in ARCHITECTURES:
             raise ValueError(f"ResNet depth must be one of {sorted(ARCHITECTURES)}, not {depth}")
@@ -103,7 +107,10 @@ class ResNetFCN(ResNet):
         self.maxpool = nn.MaxPool2d(3, stride=2, padding=1) if max_pool else nn.Identity()
         self.layer1 = self._make_layer(block, planes[0], layers[0])
         self.layer2 = self._make_layer(block, planes[1], layers[1], stride=2)
-        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=2)
+        strides = tuple(int(s) for s in last_stride)
+        if len(strides) != 2 or any(s not in (1, 2) for s in strides):
+            raise ValueError(f"last_stride: (rows, columns), each 1 or 2, not {strides}")
+        self.layer3 = self._make_layer(block, planes[2], layers[2], stride=strides)
         kernels = tuple(int(k) for k in kernel_sizes)
         if len(kernels) != 3 or any(k not in (1, 3) for k in kernels):
             raise ValueError(f"kernel_sizes: three kernels of 1 or 3 (layer1-3), not {kernels}")
@@ -111,7 +118,9 @@ class ResNetFCN(ResNet):
             if kernel == 1:
                 _pointwise(layer)
         self.out_features = planes[2] * block.expansion
-        self.stride = 4 * stem_stride * (2 if max_pool else 1)
+        front = 2 * stem_stride * (2 if max_pool else 1)  # conv1, the max-pool and layer2
+        self.strides = (front * strides[0], front * strides[1])  # (rows, columns)
+        self.stride = self.strides[0]
         self._init_weights(zero_init_residual)
         if context_layers < 0:
             raise ValueError(f"context_layers must be 0 or more, not {context_layers}")
@@ -156,8 +165,10 @@ class ResNetFCN(ResNet):
 
     def map_size(self, height: int, width: int) -> tuple[int, int]:
         """The (H, W) of the output map for an input size, without running the network."""
-        for _ in range(self.stride.bit_length() - 1):
-            height, width = (height - 1) // 2 + 1, (width - 1) // 2 + 1
+        for _ in range(self.strides[0].bit_length() - 1):
+            height = (height - 1) // 2 + 1
+        for _ in range(self.strides[1].bit_length() - 1):
+            width = (width - 1) // 2 + 1
         return height, width
 
     def forward(self, images: Tensor) -> Tensor:
