@@ -30,7 +30,8 @@ ARCHITECTURES: dict[int, tuple[type[nn.Module], tuple[int, int, int]]] = {
 
 
 class ResNetFCN(ResNet):
-    """Image (B, C, H, W) -> features (B, ceil(H/8), ceil(W/8), D); 96x100 -> 12x13.
+    """Image (B, C, H, W) -> features (B, ceil(H/8), ceil(W/8), D); 96x100 -> 12x13
+    (ceil(W/4) columns, 12x25, with ``last_stride=(2, 1)``).
 
     ``width`` multiplies every stage's channels (64, 128, 256 at 1.0), so D is
     ``256 * width * expansion`` (1024 for ResNet-101). ``blocks`` replaces the depth's blocks
