@@ -502,6 +502,10 @@ def test_canvas_heights_bins_readings_by_fitted_height(tmp_path):
     assert "| <24 | 1 | 100.00 | 100.00 |" in table
     assert "| >=64 | 1 | 0.00 | 100.00 |" in table
     assert "| all | 2 | 50.00 | 100.00 |" in table
+    by_aspect = heights.table(tmp_path / "set", runs, ["a", "b"], by="aspect")
+    assert "| crop width / height | samples |" in by_aspect
+    assert "| 1-2 | 1 | 0.00 | 100.00 |" in by_aspect  # short.png, 60 / 40
+    assert "| >=3 | 1 | 100.00 | 100.00 |" in by_aspect  # long.png, 200 / 40
     with pytest.raises(FileNotFoundError, match="missing.png"):
         runs[0].write_text(
             "path_or_index\ttruth\tprediction\tconfidence\tcorrect\nimages/missing.png\ta\ta\t1\t1\n"
