@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import matplotlib
+import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -263,6 +264,28 @@ def test_text_height_cap_shrinks_only_tall_text():
         CanvasNormalize(channels=1, max_text_height=0)
 
 
+def test_margin_widens_the_sides_with_their_edge_pixels():
+    pixels = np.zeros((20, 40), dtype=np.uint8)
+    pixels[:, 0], pixels[:, -1], pixels[5, 0] = 255, 128, 7
+    widened = CanvasNormalize(channels=1, margin=0.25).widen(Image.fromarray(pixels, "L"))
+    assert widened.size == (50, 20)  # 5 columns (0.25 of 20 rows) on each side
+    out = np.asarray(widened)
+    assert np.all(out[:, :6] == pixels[:, :1]) and np.all(out[:, -6:] == 128)
+    assert np.array_equal(out[:, 5:45], pixels)  # the crop itself is untouched
+    rgb = CanvasNormalize(channels=3, margin=0.1).widen(Image.new("RGB", (30, 10), (1, 2, 3)))
+    assert rgb.size == (32, 10) and rgb.getpixel((0, 9)) == (1, 2, 3)
+    # placed as the wider image: 50x20 fits the canvas at 100x40
+    normalize = CanvasNormalize(height=96, width=100, channels=1, margin=0.25)
+    pixels[5, 0] = 255
+    canvas = normalize(Image.fromarray(pixels, "L"))
+    assert torch.all(canvas[:, 28:68, :10] == 1.0)  # the white left edge, repeated
+    assert canvas[:, :28].abs().sum() == 0
+    unchanged = CanvasNormalize(channels=1)
+    assert unchanged.widen(image := Image.fromarray(pixels, "L")) is image
+    with pytest.raises(ValueError, match="margin"):
+        CanvasNormalize(channels=1, margin=-0.1)
+
+
 def test_counter_scale_gives_each_character_char_size():
     # 200x40 with 10 characters: 800 px^2 each, so 24 px per character side means 24/sqrt(800)
     assert canvas_scale(200, 40, (96, 100), 10, 24.0) == pytest.approx(0.5)  # fit wins
@@ -299,11 +322,12 @@ def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
     cfg = compose_config(
         "train",
         ["experiment=resnet2d_ace_quick", *TINY_2D, "data.val_synth_size=4", "trainer.val_every=2"]
-        + ["data.inference_max_text_height=44"],
+        + ["data.inference_max_text_height=44", "data.inference_margin=0.1"],
     )
     metrics = Trainer(cfg, tmp_path).fit()
     assert 0.0 <= metrics["synth_val/word_accuracy"] <= 1.0
     assert build_transform(cfg).max_text_height is None  # training and validation: uncapped
+    assert build_transform(cfg).margin == 0.0  # and synthetic words keep their own margins
     show_2d = load_script("show_2d")
     word = tmp_path / "word.png"
     render_word("curve", FONT, random.Random(1), RenderConfig(curve_prob=1.0)).save(word)
@@ -338,20 +362,26 @@ def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
     # evaluate.py reads real crops at the run's inference cap (training: none), or at another
     # one given: its own tables
     plain = [f"checkpoint={tmp_path / 'last.ckpt'}", f"data.root={tmp_path}"]
-    assert prepare_evaluation(compose_config("evaluate", plain)).transform.max_text_height == 44
+    run_default = prepare_evaluation(compose_config("evaluate", plain)).transform
+    assert (run_default.max_text_height, run_default.margin) == (44, 0.1)
     cfg = compose_config(
         "evaluate",
         [f"checkpoint={tmp_path / 'last.ckpt'}", f"data.root={tmp_path}", "max_text_height=40"]
-        + ["data.num_workers=0", "benchmarks=[crops]", f"output_dir={tmp_path / 'eval'}"],
+        + ["margin=0.2", "data.num_workers=0", "benchmarks=[crops]"]
+        + [f"output_dir={tmp_path / 'eval'}"],
     )
-    assert prepare_evaluation(cfg).transform.max_text_height == 40
+    given = prepare_evaluation(cfg).transform
+    assert (given.max_text_height, given.margin) == (40, 0.2)
     rows = evaluate_checkpoint(cfg)
     assert rows["crops"]["samples"] == 2
-    assert (tmp_path / "eval" / f"eval_last_{tmp_path.name}_standard_cap40.md").is_file()
+    assert (tmp_path / "eval" / f"eval_last_{tmp_path.name}_standard_cap40_margin0p2.md").is_file()
     read = compose_config(
-        "read", [f"checkpoint={tmp_path / 'last.ckpt'}", f"images={word}", "max_text_height=32"]
+        "read",
+        [f"checkpoint={tmp_path / 'last.ckpt'}", f"images={word}"]
+        + ["max_text_height=32", "margin=0"],
     )
-    assert prepare_reading(read).transform.max_text_height == 32
+    reading = prepare_reading(read).transform
+    assert (reading.max_text_height, reading.margin) == (32, 0)  # margin=0 overrides the run's
 
 
 def test_text_height_cap_is_refused_for_a_1d_model(tiny_config, tmp_path):
@@ -360,6 +390,11 @@ def test_text_height_cap_is_refused_for_a_1d_model(tiny_config, tmp_path):
         "evaluate", [f"checkpoint={tmp_path / 'last.ckpt'}", "data.root=x", "max_text_height=40"]
     )
     with pytest.raises(ValueError, match="max_text_height=40: .*not a 2D canvas"):
+        prepare_evaluation(cfg)
+    cfg = compose_config(
+        "evaluate", [f"checkpoint={tmp_path / 'last.ckpt'}", "data.root=x", "margin=0.1"]
+    )
+    with pytest.raises(ValueError, match="margin=0.1: .*not a 2D canvas"):
         prepare_evaluation(cfg)
 
 

@@ -37,25 +37,32 @@ def build_transform(cfg: DictConfig) -> Callable[[Any], Any]:
     return instantiate(node)
 
 
-def inference_transform(train_cfg: DictConfig, max_text_height: int | None = None) -> Callable:
+def inference_transform(
+    train_cfg: DictConfig, max_text_height: int | None = None, margin: float | None = None
+) -> Callable:
     """The transform evaluate.py and read.py put real crops through: the run's own, except a 2D
-    canvas's text-height cap, which is ``max_text_height`` when given, else the run's
-    ``data.inference_max_text_height`` (chosen on real training crops: REPRODUCING.md, Table 2),
-    else the training cap. The cap that suits tight real crops need not be the one the
-    synthetic words trained under."""
+    canvas's text-height cap and side margin, each the value given, else the run's
+    ``data.inference_max_text_height`` / ``data.inference_margin`` (chosen on real training
+    crops: REPRODUCING.md, Table 2), else as trained. What suits tight real crops need not be
+    what the synthetic words trained under."""
     cap = max_text_height
     if cap is None:
         cap = train_cfg.data.get("inference_max_text_height")
-    if cap is None:
+    if margin is None:
+        margin = train_cfg.data.get("inference_margin")
+    if cap is None and margin is None:
         return build_transform(train_cfg)
     if not isinstance(plain := build_transform(train_cfg), CanvasNormalize):
+        given = f"max_text_height={cap}" if cap is not None else f"margin={margin}"
         raise ValueError(
-            f"max_text_height={cap}: the checkpoint's input transform "
-            f"({type(plain).__name__}) is not a 2D canvas"
+            f"{given}: the checkpoint's input transform ({type(plain).__name__}) is not a 2D canvas"
         )
     cfg = train_cfg.copy()
     with open_dict(cfg):
-        cfg.data.transform.max_text_height = cap
+        if cap is not None:
+            cfg.data.transform.max_text_height = cap
+        if margin is not None:
+            cfg.data.transform.margin = margin
     return build_transform(cfg)
 
 

@@ -11,6 +11,11 @@ image is centred on a blank canvas of 0, the normalised mid-grey (as ResizeNorma
 ``max_text_height`` (with ``keep_ratio``) caps the image's height on the canvas without a
 counter: a short word fitted to a 96-pixel-high canvas has letters three times the height the
 map's cells see, and real short words read least of all there (REPRODUCING.md, Table 2).
+
+``margin`` widens the image on the left and right by that fraction of its height, repeating its
+edge columns, before it is placed: real word boxes are cut tight to the first and last letters,
+where synthetic renders keep some background, and the 2D map reads fewer of the letters that
+touch the canvas's edges (REPRODUCING.md, Table 2, "Tight boxes").
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from PIL import Image
 
@@ -66,6 +72,7 @@ class CanvasNormalize(ResizeNormalize):
         interpolation: str = "bilinear",
         max_stretch: float = 1.0,
         max_text_height: int | None = None,
+        margin: float = 0.0,
     ) -> None:
         if max_stretch != 1.0:  # the canvas sizes text by its character count, not by a factor
             raise ValueError(f"CanvasNormalize takes no max_stretch (got {max_stretch})")
@@ -74,15 +81,19 @@ class CanvasNormalize(ResizeNormalize):
             raise ValueError(f"char_size must be positive, got {char_size}")
         if max_text_height is not None and max_text_height <= 0:
             raise ValueError(f"max_text_height must be positive or None, got {max_text_height}")
+        if margin < 0:
+            raise ValueError(f"margin must be >= 0, got {margin}")
         self.counter = counter
         self.char_size = char_size
         self.max_text_height = max_text_height
+        self.margin = margin
 
     def __repr__(self) -> str:
         return (
             f"CanvasNormalize(height={self.height}, width={self.width}, channels={self.channels}, "
             f"keep_ratio={self.keep_ratio}, counter={self.counter!r}, "
-            f"char_size={self.char_size}, max_text_height={self.max_text_height})"
+            f"char_size={self.char_size}, max_text_height={self.max_text_height}, "
+            f"margin={self.margin})"
         )
 
     def count(self, image: Image.Image) -> int | None:
@@ -102,9 +113,20 @@ class CanvasNormalize(ResizeNormalize):
         h = min(self.height, max(1, round(height * scale)))
         return (self.width - w) // 2, (self.height - h) // 2, w, h
 
+    def widen(self, image: Image.Image) -> Image.Image:
+        """``image`` with ``margin`` times its height of its own edge columns on either side."""
+        side = round(self.margin * image.height)
+        if side <= 0:
+            return image
+        pixels = np.asarray(image)
+        spread = ((0, 0), (side, side)) + ((0, 0),) * (pixels.ndim - 2)
+        return Image.fromarray(np.pad(pixels, spread, mode="edge"), image.mode)
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = to_8bit(image, self.channels)
-        left, top, w, h = self.content_box(*image.size, self.count(image))
+        count = self.count(image)  # the text's characters, before any margin is added
+        image = self.widen(image)
+        left, top, w, h = self.content_box(*image.size, count)
         canvas = torch.zeros(self.channels, self.height, self.width)
         canvas[:, top : top + h, left : left + w] = self.resize_to_tensor(image, h, w)
         return canvas

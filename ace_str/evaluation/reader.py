@@ -187,9 +187,8 @@ def prepare_reading(cfg: DictConfig) -> ReadSetup:
     attach_language_model(model, charset, cfg.get("lm"))
     sources = OmegaConf.to_object(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images
     paths = list_images(sources)
-    return ReadSetup(
-        model, charset, inference_transform(train_cfg, cfg.get("max_text_height")), paths, device
-    )
+    transform = inference_transform(train_cfg, cfg.get("max_text_height"), cfg.get("margin"))
+    return ReadSetup(model, charset, transform, paths, device)
 
 
 def read_with_checkpoint(cfg: DictConfig, prepared: ReadSetup | None = None) -> list[ReadResult]:

@@ -132,7 +132,7 @@ def prepare_evaluation(cfg: DictConfig) -> EvalSetup:
     device = resolve_device(cfg.device)
     weights = cfg.get("weights") or "averaged"
     model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"), weights)
-    transform = inference_transform(train_cfg, cfg.get("max_text_height"))
+    transform = inference_transform(train_cfg, cfg.get("max_text_height"), cfg.get("margin"))
     attach_language_model(model, charset, cfg.get("lm"))
     if not any(normalize_text(symbol, cfg.protocol) for symbol in charset.symbols):
         # e.g. a Chinese charset under the standard protocol: every text would compare as ""
@@ -166,6 +166,8 @@ def evaluate_checkpoint(
         stem = stem.with_name(f"{stem.name}_raw")
     if cfg.get("max_text_height") is not None:
         stem = stem.with_name(f"{stem.name}_cap{cfg.max_text_height}")
+    if cfg.get("margin") is not None:
+        stem = stem.with_name(f"{stem.name}_margin{cfg.margin:g}".replace(".", "p"))
     stem = stem.with_name(stem.name + language_model_suffix(cfg.get("lm")))
     per_set = stem.parent / f"{stem.name}_sets"
     rows: dict[str, dict[str, float]] = {}
@@ -187,6 +189,8 @@ def evaluate_checkpoint(
     cap = getattr(ev.transform, "max_text_height", None)
     if cap is not None and ev.transform.keep_ratio:  # a stretched canvas ignores the cap
         decoding += f", text at most {cap} px high"
+    if getattr(ev.transform, "margin", 0):
+        decoding += f", sides widened by {ev.transform.margin:g} of the height"
     if language_model_suffix(cfg.get("lm")):
         decoding += f", language model weight {cfg.lm.weight:g} bonus {cfg.lm.length_bonus:g}"
     print(f"\n{Path(cfg.checkpoint)} ({cfg.protocol} protocol{decoding})\n\n{table}\n")
