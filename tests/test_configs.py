@@ -160,6 +160,39 @@ def test_blank_prior_is_off_where_the_word_prior_does_not_apply(experiment):
     assert compose_config("train", [f"experiment={experiment}"]).head.blank_prior is None
 
 
+def test_2d_hour_recipe_mixes_irregular_and_real_geometry():
+    """The hour's canvas draws half its words with the canvas's irregular geometry (data.synth,
+    which validation renders) and half with data=synth_real's milder geometry, the 1D recipes'
+    words; the warm start's straight crops keep one source."""
+    from omegaconf import OmegaConf
+
+    from ace_str.data.mixing import MixedDataset
+    from ace_str.data.synth.config import RenderConfig
+    from ace_str.engine.pretrain import pretrain_config
+
+    cfg = compose_config("train", ["experiment=resnet2d_ace_cpu"])
+    flat = compose_config("train", ["experiment=resnet2d_ace_quick", "data=synth_real"])
+    sources = {source.name: source for source in cfg.data.train_sources}
+    assert set(sources) == {"irregular", "mild"}
+    assert sources["irregular"].ratio == sources["mild"].ratio
+    assert not sources["irregular"].get("synth")  # the validated distribution itself
+
+    def render(node) -> RenderConfig:
+        return RenderConfig(**OmegaConf.to_container(node.render))
+
+    mild = render(OmegaConf.merge(cfg.data.synth, sources["mild"].synth))
+    real, canvas = render(flat.data.synth), render(cfg.data.synth)
+    geometry = ("rotation_prob", "rotation", "perspective_prob", "perspective_strength")
+    geometry += ("curve_prob", "curve_amount", "curves", "wave_cycles")
+    for key in geometry:
+        assert getattr(mild, key) == getattr(real, key), key
+    assert canvas.rotation != real.rotation and canvas.curve_prob > real.curve_prob  # irregular
+    assert mild.jpeg_prob == canvas.jpeg_prob  # the realism effects of both halves alike
+    assert len(pretrain_config(cfg).data.train_sources) == 0
+    dataset, _ = build_train_dataset(cfg, build_charset(cfg))
+    assert isinstance(dataset, MixedDataset) and list(dataset.names) == ["irregular", "mild"]
+
+
 def test_synth2d_real_is_the_realism_preset_on_the_2d_canvas():
     """data=synth2d_real layers the 2D canvas and its irregular geometry over data=synth_real,
     keeping the realism effects (which a second pass over data=synth would reset)."""
