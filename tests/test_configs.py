@@ -193,6 +193,22 @@ def test_2d_hour_recipe_mixes_irregular_and_real_geometry():
     assert isinstance(dataset, MixedDataset) and list(dataset.names) == ["irregular", "mild"]
 
 
+def test_2d_hour_recipe_reads_real_crops_capped_widened_and_stretched():
+    """Synthetic words train and validate as rendered; real crops (evaluate.py, read.py) get the
+    text-height cap, the side margin and the narrowest aspect chosen on real training crops."""
+    from PIL import Image
+
+    from ace_str.build.transform import build_transform, inference_transform
+
+    cfg = compose_config("train", ["experiment=resnet2d_ace_cpu"])
+    trained, real = build_transform(cfg), inference_transform(cfg)
+    assert (trained.max_text_height, trained.margin, trained.min_aspect) == (None, 0.0, 0.0)
+    assert (real.max_text_height, real.margin, real.min_aspect) == (40, 0.15, 1.5)
+    square = Image.new("L", (40, 40), 255)  # a short word's tight box: stretched to 60x40,
+    assert real.content_box(*real.widen(real.stretch(square)).size, None) == (14, 28, 72, 40)
+    # and 6 edge columns (0.15 of 40 rows) on either side, under the 40 px cap already
+
+
 def test_synth2d_real_is_the_realism_preset_on_the_2d_canvas():
     """data=synth2d_real layers the 2D canvas and its irregular geometry over data=synth_real,
     keeping the realism effects (which a second pass over data=synth would reset)."""

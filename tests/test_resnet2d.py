@@ -286,6 +286,25 @@ def test_margin_widens_the_sides_with_their_edge_pixels():
         CanvasNormalize(channels=1, margin=-0.1)
 
 
+def test_min_aspect_stretches_narrow_crops_before_the_margin():
+    pixels = np.zeros((20, 20), dtype=np.uint8)
+    pixels[:, :10] = 255  # the left half white
+    normalize = CanvasNormalize(height=96, width=100, channels=1, min_aspect=2.0, margin=0.25)
+    stretched = normalize.stretch(Image.fromarray(pixels, "L"))
+    assert stretched.size == (40, 20)  # 2.0 times its 20 rows
+    out = np.asarray(stretched)
+    assert np.all(out[:, :19] == 255) and np.all(out[:, 21:] == 0)  # halves kept, wider
+    wide = Image.new("L", (50, 20))
+    assert normalize.stretch(wide) is wide  # already wider than 2.0: untouched
+    # stretched to 40x20, then 5 edge columns each side: 50x20, placed at 100x40
+    canvas = normalize(Image.fromarray(pixels, "L"))
+    assert torch.all(canvas[:, 28:68, :46] == 1.0) and torch.all(canvas[:, 28:68, 54:] == -1.0)
+    assert canvas[:, :28].abs().sum() == 0
+    assert CanvasNormalize(channels=1).stretch(image := Image.new("L", (5, 20))) is image
+    with pytest.raises(ValueError, match="min_aspect"):
+        CanvasNormalize(channels=1, min_aspect=-1.0)
+
+
 def test_counter_scale_gives_each_character_char_size():
     # 200x40 with 10 characters: 800 px^2 each, so 24 px per character side means 24/sqrt(800)
     assert canvas_scale(200, 40, (96, 100), 10, 24.0) == pytest.approx(0.5)  # fit wins
@@ -322,12 +341,14 @@ def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
     cfg = compose_config(
         "train",
         ["experiment=resnet2d_ace_quick", *TINY_2D, "data.val_synth_size=4", "trainer.val_every=2"]
-        + ["data.inference_max_text_height=44", "data.inference_margin=0.1"],
+        + ["data.inference_max_text_height=44", "data.inference_margin=0.1"]
+        + ["data.inference_min_aspect=1.5"],
     )
     metrics = Trainer(cfg, tmp_path).fit()
     assert 0.0 <= metrics["synth_val/word_accuracy"] <= 1.0
     assert build_transform(cfg).max_text_height is None  # training and validation: uncapped
     assert build_transform(cfg).margin == 0.0  # and synthetic words keep their own margins
+    assert build_transform(cfg).min_aspect == 0.0  # and their own proportions
     show_2d = load_script("show_2d")
     word = tmp_path / "word.png"
     render_word("curve", FONT, random.Random(1), RenderConfig(curve_prob=1.0)).save(word)
@@ -363,25 +384,28 @@ def test_2d_experiment_smoke_run_and_show_2d_script(tmp_path, capsys):
     # one given: its own tables
     plain = [f"checkpoint={tmp_path / 'last.ckpt'}", f"data.root={tmp_path}"]
     run_default = prepare_evaluation(compose_config("evaluate", plain)).transform
-    assert (run_default.max_text_height, run_default.margin) == (44, 0.1)
+    chosen = (run_default.max_text_height, run_default.margin, run_default.min_aspect)
+    assert chosen == (44, 0.1, 1.5)
     cfg = compose_config(
         "evaluate",
         [f"checkpoint={tmp_path / 'last.ckpt'}", f"data.root={tmp_path}", "max_text_height=40"]
-        + ["margin=0.2", "data.num_workers=0", "benchmarks=[crops]"]
+        + ["margin=0.2", "min_aspect=2", "data.num_workers=0", "benchmarks=[crops]"]
         + [f"output_dir={tmp_path / 'eval'}"],
     )
     given = prepare_evaluation(cfg).transform
-    assert (given.max_text_height, given.margin) == (40, 0.2)
+    assert (given.max_text_height, given.margin, given.min_aspect) == (40, 0.2, 2.0)
     rows = evaluate_checkpoint(cfg)
     assert rows["crops"]["samples"] == 2
-    assert (tmp_path / "eval" / f"eval_last_{tmp_path.name}_standard_cap40_margin0p2.md").is_file()
+    tables = f"eval_last_{tmp_path.name}_standard_cap40_margin0p2_aspect2.md"
+    assert (tmp_path / "eval" / tables).is_file()
     read = compose_config(
         "read",
         [f"checkpoint={tmp_path / 'last.ckpt'}", f"images={word}"]
-        + ["max_text_height=32", "margin=0"],
+        + ["max_text_height=32", "margin=0", "min_aspect=0"],
     )
     reading = prepare_reading(read).transform
     assert (reading.max_text_height, reading.margin) == (32, 0)  # margin=0 overrides the run's
+    assert reading.min_aspect == 0  # and min_aspect=0 the run's stretch
 
 
 def test_text_height_cap_is_refused_for_a_1d_model(tiny_config, tmp_path):
@@ -395,6 +419,11 @@ def test_text_height_cap_is_refused_for_a_1d_model(tiny_config, tmp_path):
         "evaluate", [f"checkpoint={tmp_path / 'last.ckpt'}", "data.root=x", "margin=0.1"]
     )
     with pytest.raises(ValueError, match="margin=0.1: .*not a 2D canvas"):
+        prepare_evaluation(cfg)
+    cfg = compose_config(
+        "evaluate", [f"checkpoint={tmp_path / 'last.ckpt'}", "data.root=x", "min_aspect=2"]
+    )
+    with pytest.raises(ValueError, match="min_aspect=2: .*not a 2D canvas"):
         prepare_evaluation(cfg)
 
 

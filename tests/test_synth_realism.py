@@ -38,6 +38,8 @@ NEW_PROBABILITIES = (
     "motion_blur_prob",
     "jpeg_prob",
 )
+# Effects a 2D canvas asks for and the 1D preset leaves off (its crops are stretched anyway).
+CANVAS_PROBABILITIES = ("width_scale_prob",)
 OTHER_PARAMETERS = dict(
     neighbour_sides={"left": 1.0, "above": 1.0},
     neighbour_chars=(4, 6),
@@ -53,6 +55,7 @@ OTHER_PARAMETERS = dict(
     shading_strength=(0.8, 0.9),
     motion_blur_sizes=(5,),
     jpeg_quality=(5, 6),
+    width_scale=(0.5, 0.6),
 )
 # A plain config: flat background, no geometry or camera effects, so a change is the effect's.
 PLAIN = dict(
@@ -77,7 +80,9 @@ def pixels(image: Image.Image) -> tuple:
 
 def test_new_parameters_are_ignored_while_their_probability_is_zero():
     """Other ranges, same pixels and the same generator state: nothing drawn, nothing read."""
-    assert all(getattr(RenderConfig(), name) == 0.0 for name in NEW_PROBABILITIES)
+    assert all(
+        getattr(RenderConfig(), name) == 0.0 for name in NEW_PROBABILITIES + CANVAS_PROBABILITIES
+    )
     for seed in range(12):
         default, rng_a = render(seed)
         changed, rng_b = render(seed, **OTHER_PARAMETERS)
@@ -156,6 +161,7 @@ def test_default_pixels_and_draws_match_the_renderer_before_the_effects():
         ("shading_prob", {}),
         ("motion_blur_prob", {}),
         ("jpeg_prob", {}),
+        ("width_scale_prob", {}),
     ],
 )
 def test_each_effect_changes_the_image_only_when_on(name, extra):
@@ -190,6 +196,18 @@ def test_tight_crop_cuts_into_the_word():
         plain, _ = render(seed, **PLAIN)
         tight, _ = render(seed, **PLAIN, tight_crop_prob=1.0, tight_crop=(0.05, 0.05))
         assert tight.width < plain.width and tight.height < plain.height
+
+
+def test_width_scale_condenses_or_expands_the_lettering():
+    for seed in range(3):
+        plain, _ = render(seed, **PLAIN)
+        for factor in (0.5, 2.0):
+            scaled, _ = render(seed, **PLAIN, width_scale_prob=1.0, width_scale=(factor, factor))
+            assert scaled.size == (round(plain.width * factor), plain.height)
+    with pytest.raises(ValueError, match="width_scale"):
+        RenderConfig(width_scale=(0.0, 1.0))
+    with pytest.raises(ValueError, match="width_scale"):
+        RenderConfig(width_scale=(1.5, 0.8))
 
 
 def test_outline_adds_a_third_colour_and_stroke_room():

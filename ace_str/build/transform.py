@@ -38,31 +38,33 @@ def build_transform(cfg: DictConfig) -> Callable[[Any], Any]:
 
 
 def inference_transform(
-    train_cfg: DictConfig, max_text_height: int | None = None, margin: float | None = None
+    train_cfg: DictConfig,
+    max_text_height: int | None = None,
+    margin: float | None = None,
+    min_aspect: float | None = None,
 ) -> Callable:
     """The transform evaluate.py and read.py put real crops through: the run's own, except a 2D
-    canvas's text-height cap and side margin, each the value given, else the run's
-    ``data.inference_max_text_height`` / ``data.inference_margin`` (chosen on real training
-    crops: REPRODUCING.md, Table 2), else as trained. What suits tight real crops need not be
-    what the synthetic words trained under."""
-    cap = max_text_height
-    if cap is None:
-        cap = train_cfg.data.get("inference_max_text_height")
-    if margin is None:
-        margin = train_cfg.data.get("inference_margin")
-    if cap is None and margin is None:
+    canvas's text-height cap, side margin and narrowest aspect, each the value given, else the
+    run's ``data.inference_max_text_height`` / ``data.inference_margin`` /
+    ``data.inference_min_aspect`` (chosen on real training crops: REPRODUCING.md, Table 2), else
+    as trained. What suits tight real crops need not be what the synthetic words trained under."""
+    given = {"max_text_height": max_text_height, "margin": margin, "min_aspect": min_aspect}
+    for key, value in given.items():
+        if value is None:
+            given[key] = train_cfg.data.get(f"inference_{key}")
+    chosen = {key: value for key, value in given.items() if value is not None}
+    if not chosen:
         return build_transform(train_cfg)
     if not isinstance(plain := build_transform(train_cfg), CanvasNormalize):
-        given = f"max_text_height={cap}" if cap is not None else f"margin={margin}"
+        key, value = next(iter(chosen.items()))
         raise ValueError(
-            f"{given}: the checkpoint's input transform ({type(plain).__name__}) is not a 2D canvas"
+            f"{key}={value}: the checkpoint's input transform ({type(plain).__name__}) is not a "
+            "2D canvas"
         )
     cfg = train_cfg.copy()
     with open_dict(cfg):
-        if cap is not None:
-            cfg.data.transform.max_text_height = cap
-        if margin is not None:
-            cfg.data.transform.margin = margin
+        for key, value in chosen.items():
+            cfg.data.transform[key] = value
     return build_transform(cfg)
 
 

@@ -16,6 +16,10 @@ map's cells see, and real short words read least of all there (REPRODUCING.md, T
 edge columns, before it is placed: real word boxes are cut tight to the first and last letters,
 where synthetic renders keep some background, and the 2D map reads fewer of the letters that
 touch the canvas's edges (REPRODUCING.md, Table 2, "Tight boxes").
+
+``min_aspect`` stretches an image narrower than that width over height to it, before the margin:
+a tight real crop of a short word ("SALE" in a square box) has letters condensed past what the
+renderer draws, where the 1D's 32x100 crops stretch every word (REPRODUCING.md, Table 2).
 """
 
 from __future__ import annotations
@@ -73,6 +77,7 @@ class CanvasNormalize(ResizeNormalize):
         max_stretch: float = 1.0,
         max_text_height: int | None = None,
         margin: float = 0.0,
+        min_aspect: float = 0.0,
     ) -> None:
         if max_stretch != 1.0:  # the canvas sizes text by its character count, not by a factor
             raise ValueError(f"CanvasNormalize takes no max_stretch (got {max_stretch})")
@@ -83,17 +88,20 @@ class CanvasNormalize(ResizeNormalize):
             raise ValueError(f"max_text_height must be positive or None, got {max_text_height}")
         if margin < 0:
             raise ValueError(f"margin must be >= 0, got {margin}")
+        if min_aspect < 0:
+            raise ValueError(f"min_aspect must be >= 0 (0: no stretch), got {min_aspect}")
         self.counter = counter
         self.char_size = char_size
         self.max_text_height = max_text_height
         self.margin = margin
+        self.min_aspect = min_aspect
 
     def __repr__(self) -> str:
         return (
             f"CanvasNormalize(height={self.height}, width={self.width}, channels={self.channels}, "
             f"keep_ratio={self.keep_ratio}, counter={self.counter!r}, "
             f"char_size={self.char_size}, max_text_height={self.max_text_height}, "
-            f"margin={self.margin})"
+            f"margin={self.margin}, min_aspect={self.min_aspect})"
         )
 
     def count(self, image: Image.Image) -> int | None:
@@ -122,10 +130,17 @@ class CanvasNormalize(ResizeNormalize):
         spread = ((0, 0), (side, side)) + ((0, 0),) * (pixels.ndim - 2)
         return Image.fromarray(np.pad(pixels, spread, mode="edge"), image.mode)
 
+    def stretch(self, image: Image.Image) -> Image.Image:
+        """``image`` widened to ``min_aspect`` times its height where it is narrower."""
+        width = round(self.min_aspect * image.height)
+        if width <= image.width:
+            return image
+        return image.resize((width, image.height), Image.Resampling.BILINEAR)
+
     def __call__(self, image: Image.Image) -> torch.Tensor:
         image = to_8bit(image, self.channels)
         count = self.count(image)  # the text's characters, before any margin is added
-        image = self.widen(image)
+        image = self.widen(self.stretch(image))
         left, top, w, h = self.content_box(*image.size, count)
         canvas = torch.zeros(self.channels, self.height, self.width)
         canvas[:, top : top + h, left : left + w] = self.resize_to_tensor(image, h, w)

@@ -187,7 +187,9 @@ def prepare_reading(cfg: DictConfig) -> ReadSetup:
     attach_language_model(model, charset, cfg.get("lm"))
     sources = OmegaConf.to_object(cfg.images) if OmegaConf.is_config(cfg.images) else cfg.images
     paths = list_images(sources)
-    transform = inference_transform(train_cfg, cfg.get("max_text_height"), cfg.get("margin"))
+    transform = inference_transform(
+        train_cfg, cfg.get("max_text_height"), cfg.get("margin"), cfg.get("min_aspect")
+    )
     return ReadSetup(model, charset, transform, paths, device)
 
 

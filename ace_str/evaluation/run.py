@@ -132,7 +132,9 @@ def prepare_evaluation(cfg: DictConfig) -> EvalSetup:
     device = resolve_device(cfg.device)
     weights = cfg.get("weights") or "averaged"
     model, charset, train_cfg = load_model(cfg.checkpoint, device, cfg.get("decoder"), weights)
-    transform = inference_transform(train_cfg, cfg.get("max_text_height"), cfg.get("margin"))
+    transform = inference_transform(
+        train_cfg, cfg.get("max_text_height"), cfg.get("margin"), cfg.get("min_aspect")
+    )
     attach_language_model(model, charset, cfg.get("lm"))
     if not any(normalize_text(symbol, cfg.protocol) for symbol in charset.symbols):
         # e.g. a Chinese charset under the standard protocol: every text would compare as ""
@@ -168,6 +170,8 @@ def evaluate_checkpoint(
         stem = stem.with_name(f"{stem.name}_cap{cfg.max_text_height}")
     if cfg.get("margin") is not None:
         stem = stem.with_name(f"{stem.name}_margin{cfg.margin:g}".replace(".", "p"))
+    if cfg.get("min_aspect") is not None:
+        stem = stem.with_name(f"{stem.name}_aspect{cfg.min_aspect:g}".replace(".", "p"))
     stem = stem.with_name(stem.name + language_model_suffix(cfg.get("lm")))
     per_set = stem.parent / f"{stem.name}_sets"
     rows: dict[str, dict[str, float]] = {}
@@ -191,6 +195,8 @@ def evaluate_checkpoint(
         decoding += f", text at most {cap} px high"
     if getattr(ev.transform, "margin", 0):
         decoding += f", sides widened by {ev.transform.margin:g} of the height"
+    if getattr(ev.transform, "min_aspect", 0) and ev.transform.keep_ratio:
+        decoding += f", crops stretched to at least {ev.transform.min_aspect:g} wide per high"
     if language_model_suffix(cfg.get("lm")):
         decoding += f", language model weight {cfg.lm.weight:g} bonus {cfg.lm.length_bonus:g}"
     print(f"\n{Path(cfg.checkpoint)} ({cfg.protocol} protocol{decoding})\n\n{table}\n")

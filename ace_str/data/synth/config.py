@@ -27,6 +27,7 @@ _PROBABILITIES = (
     "plain_text_prob",
     "neighbour_prob",
     "tight_crop_prob",
+    "width_scale_prob",
     "outline_prob",
     "shadow_prob",
     "text_texture_prob",
@@ -119,6 +120,11 @@ class RenderConfig:
     # JPEG re-encoding at a random quality, the last step before the resize to ``height``.
     jpeg_prob: float = 0.0
     jpeg_quality: tuple[int, int] = (15, 70)
+    # Condensed or expanded lettering: the text's width (its neighbours' too) scaled by a factor
+    # drawn log-uniformly from width_scale before any geometry. Real signs set short words in
+    # narrow boxes; a 2D canvas keeps their proportions where a 1D crop stretches them.
+    width_scale_prob: float = 0.0
+    width_scale: tuple[float, float] = (0.6, 1.5)
     # Final height in pixels (width keeps the aspect ratio); None keeps the natural size.
     height: int | None = None
 
@@ -146,6 +152,8 @@ class RenderConfig:
             raise ValueError(f"probabilities must lie in [0, 1]: {bad}")
         if not self.motion_blur_sizes or set(self.motion_blur_sizes) - {3, 5}:
             raise ValueError("motion_blur_sizes takes 3 and/or 5 (Pillow's kernel sizes)")
+        if not 0 < self.width_scale[0] <= self.width_scale[1]:
+            raise ValueError("width_scale must be an increasing range of positive factors")
         if not 1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 95:
             raise ValueError("jpeg_quality must be an increasing range within [1, 95]")
 

@@ -9,6 +9,7 @@ are applied last, to the composed image, as a camera would. Every random number 
 
 from __future__ import annotations
 
+import math
 import random
 from pathlib import Path
 
@@ -65,6 +66,11 @@ def render_word(
         pieces = ((a, b, layouts[e, stroke]) for a, b, e in extras_at)
         draw_glyphs(outline, [(x, y, stroked), *pieces])
         mask = Image.merge("RGB", (mask, outline, outline))
+    if cfg.width_scale_prob > 0 and rng.random() < cfg.width_scale_prob:
+        factor = math.exp(rng.uniform(*(math.log(f) for f in cfg.width_scale)))
+        mask = mask.resize(
+            (max(1, round(mask.width * factor)), mask.height), Image.Resampling.BILINEAR
+        )
 
     if cfg.curve_prob > 0 and rng.random() < cfg.curve_prob:
         mask = curve(mask, rng, cfg)
