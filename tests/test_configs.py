@@ -188,6 +188,8 @@ def test_2d_hour_recipe_mixes_irregular_and_real_geometry():
         assert getattr(mild, key) == getattr(real, key), key
     assert canvas.rotation != real.rotation and canvas.curve_prob > real.curve_prob  # irregular
     assert mild.jpeg_prob == canvas.jpeg_prob  # the realism effects of both halves alike
+    assert mild.width_scale_prob == canvas.width_scale_prob > 0  # condensed words in both
+    assert RenderConfig().width_scale_prob == real.width_scale_prob == 0  # not in the 1D preset
     assert len(pretrain_config(cfg).data.train_sources) == 0
     dataset, _ = build_train_dataset(cfg, build_charset(cfg))
     assert isinstance(dataset, MixedDataset) and list(dataset.names) == ["irregular", "mild"]
