@@ -19,7 +19,8 @@ touch the canvas's edges (REPRODUCING.md, Table 2, "Tight boxes").
 
 ``min_aspect`` stretches an image narrower than that width over height to it, before the margin:
 a tight real crop of a short word ("SALE" in a square box) has letters condensed past what the
-renderer draws, where the 1D's 32x100 crops stretch every word (REPRODUCING.md, Table 2).
+renderer draws, where the 1D's 32x100 crops stretch every word (REPRODUCING.md, Table 2,
+"Narrow boxes").
 """
 
 from __future__ import annotations

@@ -196,7 +196,8 @@ def evaluate_checkpoint(
     if getattr(ev.transform, "margin", 0):
         decoding += f", sides widened by {ev.transform.margin:g} of the height"
     if getattr(ev.transform, "min_aspect", 0) and ev.transform.keep_ratio:
-        decoding += f", crops stretched to at least {ev.transform.min_aspect:g} wide per high"
+        aspect = ev.transform.min_aspect
+        decoding += f", crops narrower than {aspect:g} times their height stretched to it"
     if language_model_suffix(cfg.get("lm")):
         decoding += f", language model weight {cfg.lm.weight:g} bonus {cfg.lm.length_bonus:g}"
     print(f"\n{Path(cfg.checkpoint)} ({cfg.protocol} protocol{decoding})\n\n{table}\n")
